@@ -1,0 +1,97 @@
+"""The curation flow: warm up, featurise pool and query on Dask, select, fine-tune, evaluate, report."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
+
+from tasks.data import ingest_task, validate_task
+from tasks.evaluation import evaluate_task
+from tasks.features import gradient_shard_task, plan_gradient_task
+from tasks.model import prepare_model_task
+from tasks.report import report_task
+from tasks.selection import select_task
+from tasks.training import finetune_task, warmup_task
+from winnow.data.ingest import table_name_for
+from winnow.hashing import file_digest
+from winnow.settings import WinnowSettings, settings_hash
+
+
+def _featurise(plans: list[dict[str, Any]], logger: Any) -> dict[str, int]:
+    """Map every plan's ranges over the task runner and report progress as shards finish."""
+    futures = [f for p in plans for f in gradient_shard_task.map(unmapped(p["job"]), [r[0] for r in p["ranges"]],
+                                                                  [r[1] for r in p["ranges"]])]
+    progress_id = create_progress_artifact(0.0, key="gradient-features", description="gradient shards finished")
+    done, computed = 0, 0
+    for fut in as_completed(futures):
+        res = fut.result()
+        fresh = res["computed"] > 0 and fut.state.name != "Cached"
+        done += 1
+        computed += fresh
+        update_progress_artifact(progress_id, 100.0 * done / len(futures))
+        logger.info("shard %s[%d:%d] %s (%d/%d)", res["table"], res["start"], res["end"],
+                    "computed" if fresh else "already done", done, len(futures))
+    return {"shards": len(futures), "computed": computed, "skipped": len(futures) - computed}
+
+
+@flow(name="curate", log_prints=True)
+def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any], store_uri: str,
+           work_dir: str, worker_threads: int = 1, versions: dict[str, str] | None = None) -> dict[str, Any]:
+    """Targeted selection of ``pool`` for the task that ``query`` exemplifies, checked on ``test``."""
+    logger = get_run_logger()
+    cfg = WinnowSettings.model_validate(settings)
+    worker_model = cfg.model.model_copy(update={"num_threads": worker_threads})
+    out_dir = Path(out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = prepare_model_task(cfg.model.name, str(Path(work_dir) / "models"))
+
+    data = {"pool": ingest_task(pool, store_uri, table_name_for("pool", pool)),
+            "query": ingest_task(query, store_uri, table_name_for("query", query)),
+            "test": validate_task(test)}
+    logger.info("data (in, used, quarantined): %s", {k: (v["in"], v["used"], v["quarantined"]) for k, v in data.items()})
+    for role in ("pool", "query"):
+        if data[role]["ids_not_in_file"]:
+            logger.warning("%s table %s holds %d ids that %s lacks (tables are append-only); they take part",
+                           role, data[role]["table"], data[role]["ids_not_in_file"], data[role]["path"])
+
+    warm_key = settings_hash({"warmup": cfg.warmup.model_dump(), "model": cfg.model.model_dump(mode="json"),
+                              "pool": data["pool"]["table"], "version": data["pool"]["version"]})
+    warm = warmup_task(store_uri, data["pool"]["table"], data["pool"]["version"], model_path, cfg.model,
+                       cfg.warmup, str(Path(work_dir) / "warmup" / warm_key))
+
+    t0 = time.time()
+    plans = [plan_gradient_task(store_uri, data[role]["table"], data[role]["table_rows"], kind, model_path,
+                                worker_model, cfg.features, warm["dir"])
+             for role, kind in (("pool", "adam"), ("query", "sgd"))]
+    feats = _featurise(plans, logger)
+    features = {"pool_table": plans[0]["job"].feature_table, "query_table": plans[1]["job"].feature_table,
+                "projector": cfg.features.projector, "dim": cfg.features.proj_dim, **feats,
+                "seconds": round(time.time() - t0, 1)}
+
+    sel = select_task(store_uri, features["query_table"], features["pool_table"], data["pool"]["table"],
+                      warm["weights"], cfg.selection, str(out_dir))
+    logger.info("selected %d of %d examples by %s", sel["budget"], data["pool"]["table_rows"], sel["selector"])
+
+    adapters = {}
+    for name in ("random", "selected"):
+        digest = sel[f"{name}_digest"]
+        run_dir = Path(work_dir) / "finetune" / settings_hash({"ids": digest, "train": cfg.finetune.model_dump(),
+                                                               "lora": cfg.finetune_lora.model_dump(), "model": model_path})
+        adapters[name] = finetune_task.submit(sel[f"{name}_path"], digest, model_path, worker_model, cfg.finetune,
+                                              cfg.finetune_lora, str(run_dir))
+    test_digest = file_digest(test)
+    evals = {"base": evaluate_task.submit(model_path, None, test, test_digest, worker_model, cfg.eval)}
+    evals.update({name: evaluate_task.submit(model_path, fut, test, test_digest, worker_model, cfg.eval)
+                  for name, fut in adapters.items()})
+    metrics = {name: fut.result() for name, fut in evals.items()}
+
+    settings_yaml = yaml.safe_dump({"pool": pool, "query": query, "test": test, "settings": cfg.model_dump(mode="json")},
+                                   sort_keys=False)
+    report = report_task(out_dir.name, str(out_dir), data, warm, features, sel, metrics, settings_yaml, versions or {})
+    return {"report": report, "results": {k: {"exact_match": v["exact_match"], "response_loss": v["response_loss"]}
+                                          for k, v in metrics.items()}, "budget": sel["budget"]}

@@ -1,0 +1,58 @@
+"""Environment settings (env vars and ``.env``), read once by the CLI and flows — never by the library.
+
+Also sets the Prefect variables every entry point needs *before* Prefect is imported: a project-local
+``PREFECT_HOME``, telemetry off, and a longer embedded-server start-up timeout (a cold start took 12–15 s
+here and the default 20 s was exceeded under load).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class EnvSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WINNOW_", env_file=".env", extra="ignore")
+
+    home: Path = Field(Path(".winnow"), description="caches, converted models, the local store, Prefect state")
+    model: str = Field("default", description="'default' (SmolLM2-135M-Instruct, offline) or a model dir/hub id")
+    offline: bool = Field(True, description="set HF_HUB_OFFLINE=1 so nothing is fetched from a hub")
+    lancedb_uri: str = Field("", description="feature store; empty = <home>/lancedb; s3://... for object storage")
+    prefect_api_url: str = Field("", validation_alias=AliasChoices("WINNOW_PREFECT_API_URL", "PREFECT_API_URL"),
+                                 description="empty = embedded Prefect (no server)")
+    dask_scheduler_address: str = Field(
+        "", validation_alias=AliasChoices("WINNOW_DASK_SCHEDULER_ADDRESS", "DASK_SCHEDULER_ADDRESS"),
+        description="empty = a local Dask cluster started per flow run")
+    dask_workers: int = Field(2, ge=1, description="workers of the local Dask cluster")
+    threads_per_worker: int = Field(1, ge=1, description="torch threads per Dask worker")
+    optuna_storage: str = Field("", description="empty = sqlite:///<home>/optuna.db")
+    seed: int = Field(0, description="default seed for sampling, warm-up, projection and selection")
+
+    @property
+    def store_uri(self) -> str:
+        return self.lancedb_uri or str((self.home / "lancedb").resolve())
+
+    @property
+    def model_cache(self) -> Path:
+        return (self.home / "models").resolve()
+
+
+def apply_environment(env: EnvSettings) -> None:
+    """Export what Prefect and Hugging Face read; existing values win so a user can override any of them."""
+    env.home.mkdir(parents=True, exist_ok=True)
+    defaults = {
+        "PREFECT_HOME": str((env.home / "prefect").resolve()),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DO_NOT_TRACK": "1",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+    }
+    if env.offline:
+        defaults["HF_HUB_OFFLINE"] = "1"
+        defaults["TRANSFORMERS_OFFLINE"] = "1"
+    if env.prefect_api_url:
+        defaults["PREFECT_API_URL"] = env.prefect_api_url
+    for k, v in defaults.items():
+        os.environ.setdefault(k, v)

@@ -1,0 +1,17 @@
+"""Evaluation task: one model (base or base + adapter) on one test set."""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from tasks import CACHED
+from winnow.evaluation.evaluate import evaluate_adapter
+from winnow.settings import EvalSettings, ModelSettings
+
+
+@task(name="evaluate", cache_policy=CACHED, persist_result=True, retries=1)
+def evaluate_task(model_path: str, adapter_dir: str | None, test_spec: str, test_digest: str,
+                  model: ModelSettings, settings: EvalSettings) -> dict[str, Any]:
+    """``test_digest`` (content hash of the test set) keys the cache on content, not on the path."""
+    return evaluate_adapter(model_path, adapter_dir, test_spec, model=model, settings=settings, progress=False)

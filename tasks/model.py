@@ -1,0 +1,13 @@
+"""Model task: resolve the model setting to a local folder (converting the default GGUF once)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+
+from winnow.models.loading import resolve_model_path
+
+
+@task(name="prepare-model", retries=1)
+def prepare_model_task(name: str, cache_dir: str) -> str:
+    return resolve_model_path(name, Path(cache_dir))

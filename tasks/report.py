@@ -1,0 +1,43 @@
+"""Report task: markdown, tables and a plot, on disk and as Prefect artifacts."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect import task
+
+from winnow.data.loaders import write_jsonl
+from winnow.report import plot_sources, render_report, results_table, source_table
+
+
+def _artifact_key(name: str, what: str) -> str:
+    slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
+    return f"{slug}-{what}"[:100]
+
+
+@task(name="report")
+def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str, Any], features: dict[str, Any],
+                selection: dict[str, Any], metrics: dict[str, dict[str, Any]], settings_yaml: str,
+                versions: dict[str, str]) -> str:
+    out = Path(out_dir)
+    sources = source_table(selection["selected_sources"], selection["random_sources"], selection["pool_sources"])
+    plot = plot_sources(sources, out / "subset_sources.png")
+    md = render_report(name=name, data=data, warmup=warmup, features=features, selection=selection,
+                       metrics=metrics, sources=sources, settings_yaml=settings_yaml, versions=versions,
+                       plot=Path(plot).name)
+    (out / "report.md").write_text(md)
+    (out / "settings.yaml").write_text(settings_yaml)
+    write_jsonl(out / "quarantine.jsonl", [q for d in data.values() for q in d["quarantine"]])
+    summary = {k: {kk: vv for kk, vv in v.items() if kk != "predictions"} for k, v in metrics.items()}
+    (out / "metrics.json").write_text(json.dumps({"results": summary, "budget": selection["budget"],
+                                                  "selector": selection["selector"], "versions": versions}, indent=1))
+    for k, v in metrics.items():
+        write_jsonl(out / f"predictions_{k}.jsonl", v["predictions"])
+    create_markdown_artifact(markdown=md, key=_artifact_key(name, "report"), description="Winnow curation report")
+    create_table_artifact(table=results_table(metrics), key=_artifact_key(name, "results"),
+                          description="base / random / selected on the test set")
+    create_table_artifact(table=sources, key=_artifact_key(name, "subset-sources"),
+                          description="examples per source in each subset")
+    return str(out / "report.md")

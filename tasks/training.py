@@ -1,0 +1,41 @@
+"""Training tasks: LESS warm-up on a random slice of the pool, and a fine-tune on a chosen subset."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+
+from tasks import CACHED
+from winnow.data.loaders import load_records
+from winnow.settings import LoraSettings, ModelSettings, TrainSettings, WarmupSettings
+from winnow.store import lance
+from winnow.training.checkpoints import read_checkpoints
+from winnow.training.runs import train_on, warmup_sample
+
+
+@task(name="warmup", cache_policy=CACHED, persist_result=True, retries=1)
+def warmup_task(store_uri: str, pool_table: str, pool_version: int, model_path: str, model: ModelSettings,
+                warmup: WarmupSettings, out_dir: str) -> dict[str, Any]:
+    """Train the warm-up adapter with a checkpoint per epoch; returns checkpoint weights, not weights."""
+    db = lance.connect(store_uri)
+    records = lance.read_records(db, pool_table, version=pool_version)
+    picked = [records[i] for i in warmup_sample(len(records), warmup)]
+    train_on(picked, model_path=model_path, model=model, train=warmup.train, lora=warmup.lora, out_dir=out_dir,
+             save_checkpoints=True)
+    cks = read_checkpoints(out_dir)
+    return {"dir": out_dir, "n_examples": len(picked), "checkpoints": [c.epoch for c in cks],
+            "weights": [round(c.weight, 6) for c in cks]}
+
+
+@task(name="finetune", cache_policy=CACHED, persist_result=True, retries=1)
+def finetune_task(subset_path: str, subset_digest: str, model_path: str, model: ModelSettings,
+                  train: TrainSettings, lora: LoraSettings, out_dir: str) -> str:
+    """Fine-tune a fresh adapter on the records in ``subset_path``; returns the adapter folder.
+
+    ``subset_digest`` identifies the subset's content, so the cache never serves an adapter trained on an
+    older file at the same path."""
+    records = load_records(subset_path).records
+    summary = train_on(records, model_path=model_path, model=model, train=train, lora=lora, out_dir=out_dir,
+                       save_checkpoints=False, progress=False)
+    return str(Path(out_dir) / summary["checkpoints"][-1]["dir"] / "adapter")

@@ -1,0 +1,102 @@
+"""Demo data from the OpenAI Evals registry (MIT) shipped inside the ``evals`` wheel on PyPI.
+
+The wheel is read as a zip archive, never installed. Each eval sample is a chat (``input``) with a gold
+answer (``ideal``); it becomes a record whose last turn is the assistant's gold answer, with the eval's
+name as ``source`` and ``task``. One eval is held out of the pool as the target and split into a query
+set (the few examples selection may look at) and a test set.
+"""
+from __future__ import annotations
+
+import json
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from winnow.data.loaders import write_jsonl
+
+REGISTRY = "evals/registry/data/"
+
+DEFAULT_TARGET = "sarcasm/samples.jsonl"
+# Short-answer evals of many formats; russian_sarcasm shares the target's instruction, a few others share
+# its answer format (digits), most share neither — a selector has something real to find.
+DEFAULT_POOL = (
+    "russian_sarcasm/samples.jsonl", "portuguese-sarcasm/samples.jsonl", "which_is_heavier/which_is_heavier.jsonl",
+    "born_first/born_first.jsonl", "food/samples.jsonl", "regex-match/samples.jsonl", "quartz/samples.jsonl",
+    "theory_of_mind/socialiqa/test.jsonl", "anagrams/samples.jsonl", "largest_country/samples.jsonl",
+    "number_reading/number_reading.jsonl", "first-letters/samples.jsonl",
+    "positive-binary-operations/samples.jsonl", "logical_counting/samples.jsonl", "polish-lexicon/samples.jsonl",
+    "belarusian_lexicon/samples.jsonl", "determinant/samples.jsonl", "sort_numeric/samples.jsonl",
+    "next-val-series/next-val-series.jsonl", "syllables_long_words/long_word_samples.jsonl",
+    "connect4/samples.jsonl", "bigrams/samples.jsonl", "rot13/rot13.jsonl", "swap-words/samples.jsonl",
+    "japanese_approval/samples.jsonl", "hebrew_same_noun_gender/samples.jsonl", "afrikaans-lexicon/samples.jsonl",
+    "crontab/samples.jsonl",
+)
+
+
+def eval_name(member: str) -> str:
+    """The eval's own folder: ``theory_of_mind/socialiqa/test.jsonl`` -> ``socialiqa``."""
+    return member.split("/")[-2]
+
+
+def sample_to_record(sample: Any) -> dict[str, Any] | None:
+    """An eval sample as a Winnow record, or None when it has no chat input or no string answer."""
+    if not isinstance(sample, dict) or not isinstance(sample.get("input"), list):
+        return None
+    ideal = sample.get("ideal")
+    if isinstance(ideal, list):
+        ideal = ideal[0] if ideal and isinstance(ideal[0], str) else None
+    if not isinstance(ideal, str) or not ideal.strip():
+        return None
+    turns = [{"role": m.get("role"), "content": m.get("content")} for m in sample["input"] if isinstance(m, dict)]
+    if not turns or any(t["role"] not in ("system", "user", "assistant") or not isinstance(t["content"], str)
+                        for t in turns):
+        return None
+    if turns[-1]["role"] == "assistant":  # an input that already ends with an answer is not a prompt
+        return None
+    return {"messages": turns + [{"role": "assistant", "content": ideal}]}
+
+
+def read_eval(zf: zipfile.ZipFile, member: str) -> tuple[list[dict[str, Any]], int]:
+    """Convertible samples of one eval file, and how many were skipped as unusable upstream."""
+    out, skipped = [], 0
+    for line in zf.read(REGISTRY + member).decode("utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = sample_to_record(json.loads(line))
+        if rec is None:
+            skipped += 1
+            continue
+        name = eval_name(member)
+        out.append({**rec, "source": name, "task": name})
+    return out, skipped
+
+
+def build_demo_data(wheel: str | Path, out_dir: str | Path, *, target: str = DEFAULT_TARGET,
+                    pool: tuple[str, ...] = DEFAULT_POOL, per_source: int = 10, n_query: int = 16,
+                    n_test: int = 60, seed: int = 0) -> dict[str, Any]:
+    """Write ``pool.jsonl``, ``query.jsonl`` and ``test.jsonl`` under ``out_dir``; returns a summary."""
+    if target in pool:
+        raise ValueError(f"target {target} must be held out of the pool")
+    out_dir = Path(out_dir)
+    rng = random.Random(seed)
+    summary: dict[str, Any] = {"wheel": str(wheel), "target": eval_name(target), "sources": {}, "skipped": {}}
+    with zipfile.ZipFile(wheel) as zf:
+        pool_rows: list[dict[str, Any]] = []
+        for member in pool:
+            rows, skipped = read_eval(zf, member)
+            picked = rng.sample(rows, min(per_source, len(rows)))
+            pool_rows += picked
+            summary["sources"][eval_name(member)] = len(picked)
+            summary["skipped"][eval_name(member)] = skipped
+        target_rows, _ = read_eval(zf, target)
+    if len(target_rows) < n_query + n_test:
+        raise ValueError(f"target {target} has {len(target_rows)} usable samples, need {n_query + n_test}")
+    held = rng.sample(target_rows, n_query + n_test)
+    rng.shuffle(pool_rows)
+    write_jsonl(out_dir / "pool.jsonl", pool_rows)
+    write_jsonl(out_dir / "query.jsonl", held[:n_query])
+    write_jsonl(out_dir / "test.jsonl", held[n_query:])
+    summary.update(pool=len(pool_rows), query=n_query, test=n_test)
+    (out_dir / "SOURCE.json").write_text(json.dumps(summary, indent=1))
+    return summary

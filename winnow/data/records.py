@@ -1,0 +1,152 @@
+"""The data contract: one small record type and its validation.
+
+A record is a chat (``messages``) or a ``prompt`` + ``response`` pair, with ``source`` and ``task``; ``id`` is
+optional and defaults to a content hash. Validation never drops anything silently: each rejected record
+becomes a ``Quarantined`` entry naming file, line and field, so counts in = used + quarantined always holds.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    id: str
+    messages: tuple[tuple[str, str], ...]  # ((role, content), ...); the last turn is the assistant's response
+    source: str
+    task: str
+
+    @property
+    def response(self) -> str:
+        return self.messages[-1][1]
+
+    def as_chat(self) -> list[dict[str, str]]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "messages": self.as_chat(), "source": self.source, "task": self.task}
+
+
+@dataclass(frozen=True, slots=True)
+class Quarantined:
+    path: str
+    line: int
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: field {self.field!r}: {self.reason}"
+
+
+@dataclass
+class LoadResult:
+    """Records that passed, and everything that did not, with the counts that must add up."""
+
+    path: str
+    records: list[Record] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    n_in: int = 0
+    lines: list[int] = field(default_factory=list)  # source line (or row) of each accepted record
+
+    def check_counts(self) -> None:
+        assert self.n_in == len(self.records) + len(self.quarantined), "record accounting broken"
+
+    def summary(self) -> dict[str, Any]:
+        return {"path": self.path, "in": self.n_in, "used": len(self.records),
+                "quarantined": len(self.quarantined)}
+
+
+def content_id(messages: tuple[tuple[str, str], ...]) -> str:
+    """Content hash used as id when a record has none (same chat -> same id, on any machine)."""
+    return hashlib.sha256(json.dumps(messages, ensure_ascii=False).encode()).hexdigest()[:16]
+
+
+class RecordError(ValueError):
+    """One field of one record is wrong; becomes a quarantine entry."""
+
+    def __init__(self, field: str, reason: str):
+        super().__init__(reason)
+        self.field, self.reason = field, reason
+
+
+def _text(obj: dict[str, Any], key: str, *, required: bool = True) -> str | None:
+    if key not in obj or obj[key] is None:
+        if required:
+            raise RecordError(key, "missing")
+        return None
+    value = obj[key]
+    if not isinstance(value, str):
+        raise RecordError(key, f"must be a string, got {type(value).__name__}")
+    return value
+
+
+def parse_record(obj: Any, *, default_source: str = "", default_task: str = "") -> Record:
+    """Turn one decoded JSON object into a ``Record`` or raise ``RecordError`` naming the field."""
+    if not isinstance(obj, dict):
+        raise RecordError("<record>", f"must be a JSON object, got {type(obj).__name__}")
+    if "messages" in obj and obj["messages"] is not None:
+        raw = obj["messages"]
+        if not isinstance(raw, list) or not raw:
+            raise RecordError("messages", "must be a non-empty list of {role, content}")
+        turns = []
+        for i, m in enumerate(raw):
+            if not isinstance(m, dict):
+                raise RecordError(f"messages[{i}]", "must be an object with role and content")
+            role, content = m.get("role"), m.get("content")
+            if role not in ROLES:
+                raise RecordError(f"messages[{i}].role", f"unknown role {role!r} (expected one of {ROLES})")
+            if not isinstance(content, str):
+                raise RecordError(f"messages[{i}].content", f"must be a string, got {type(content).__name__}")
+            turns.append((role, content))
+        if turns[-1][0] != "assistant":
+            raise RecordError("messages", "last turn must be the assistant's response")
+        if not turns[-1][1].strip():
+            raise RecordError(f"messages[{len(turns) - 1}].content", "empty response")
+        if not any(c.strip() for _, c in turns[:-1]):  # a system-only instruction is a valid prompt
+            raise RecordError("messages", "empty prompt (no non-empty turn before the response)")
+    else:
+        prompt, response = _text(obj, "prompt"), _text(obj, "response")
+        assert prompt is not None and response is not None
+        if not prompt.strip():
+            raise RecordError("prompt", "empty prompt")
+        if not response.strip():
+            raise RecordError("response", "empty response")
+        turns = [("user", prompt), ("assistant", response)]
+    messages = tuple(turns)
+    source = _text(obj, "source", required=not default_source) or default_source
+    task = _text(obj, "task", required=not default_task) or default_task
+    rid = obj.get("id")
+    if rid is None:
+        rid = content_id(messages)
+    elif isinstance(rid, (int, str)) and not isinstance(rid, bool) and str(rid).strip():
+        rid = str(rid)
+    else:
+        raise RecordError("id", f"must be a non-empty string or integer, got {rid!r}")
+    return Record(id=rid, messages=messages, source=source, task=task)
+
+
+def dedupe(result: LoadResult) -> LoadResult:
+    """Keep the first record of each id; later copies are quarantined with the reason.
+
+    An exact repeat and a conflicting record (same id, other content) both end in quarantine, with
+    different reasons, so the report tells a harmless duplicate from a data bug.
+    """
+    seen: dict[str, tuple[Record, int]] = {}
+    kept, kept_lines = [], []
+    for rec, line in zip(result.records, result.lines):
+        if rec.id in seen:
+            first, first_line = seen[rec.id]
+            reason = (f"duplicate of line {first_line}" if first.messages == rec.messages
+                      else f"id {rec.id!r} already used at line {first_line} with different content")
+            result.quarantined.append(Quarantined(result.path, line, "id", reason))
+            continue
+        seen[rec.id] = (rec, line)
+        kept.append(rec)
+        kept_lines.append(line)
+    result.records, result.lines = kept, kept_lines
+    return result

@@ -1,0 +1,66 @@
+"""LESS gradient features: per-example LoRA gradients, Adam-preconditioned for the pool, projected.
+
+Pool feature at checkpoint c (one simulated Adam step from the saved moments, β1 = 0.9, β2 = 0.999):
+    m' = β1·m + (1−β1)·g,  v' = β2·v + (1−β2)·g²,  feature = m' / (sqrt(v') + ε)
+Query feature: the plain gradient g. Both are projected per module and L2-normalised, so a dot product
+of stored vectors is the cosine that LESS scores with.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from winnow.data.formatting import Encoded, collate
+from winnow.features.per_example import per_example_grads
+from winnow.features.projection import Projector
+
+
+def adam_precondition(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, beta1: float, beta2: float,
+                      eps: float) -> torch.Tensor:
+    """One simulated Adam step direction for per-example gradients g (B, ...) from moments m, v (...)."""
+    m2 = beta1 * m + (1 - beta1) * g
+    v2 = beta2 * v + (1 - beta2) * g * g
+    return m2 / (v2.sqrt() + eps)
+
+
+def gradient_features(model: torch.nn.Module, examples: list[Encoded], modules: dict[str, torch.nn.Linear],
+                      projector: Projector, *, pad_id: int, batch_size: int,
+                      moments: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
+                      betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                      progress: bool = True, on_batch: Callable[[int], None] | None = None,
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Projected, L2-normalised features (N, d) and the pre-normalisation norms (N,), in input order.
+
+    Examples are batched by length to waste little compute on padding, then put back in order.
+    """
+    device = next(model.parameters()).device
+    if moments is not None:
+        for n, mod in modules.items():
+            if n not in moments:
+                raise KeyError(f"no Adam moments for parameter {n!r}")
+            if tuple(moments[n][0].shape) != tuple(mod.weight.shape):
+                raise ValueError(f"Adam moments for {n!r} have shape {tuple(moments[n][0].shape)}, "
+                                 f"the parameter has {tuple(mod.weight.shape)}: wrong checkpoint for this model")
+        moments = {n: (m.to(device), v.to(device)) for n, (m, v) in moments.items() if n in modules}
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    vecs = np.zeros((len(examples), projector.dim), dtype=np.float32)
+    norms = np.zeros(len(examples), dtype=np.float32)
+    for s in tqdm(range(0, len(order), batch_size), desc="gradient features", unit="batch",
+                  disable=not progress):
+        idx = order[s:s + batch_size]
+        batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+        grads, _ = per_example_grads(model, batch, modules)
+        out = torch.zeros(len(idx), projector.dim, device=device)
+        for n, g in grads.items():  # g: (B, out, in)
+            if moments is not None:
+                g = adam_precondition(g, *moments[n], betas[0], betas[1], eps)
+            out += projector.project(n, g.reshape(len(idx), -1))  # (B, d)
+        norm = out.norm(dim=1)
+        vecs[idx] = (out / norm.clamp(min=1e-30).unsqueeze(1)).cpu().numpy()
+        norms[idx] = norm.cpu().numpy()
+        if on_batch:
+            on_batch(len(idx))
+    return vecs, norms

@@ -1,0 +1,26 @@
+"""Content hashes: artifacts and caches are keyed on what they hold, never on a path alone."""
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+
+def file_digest(*paths: str | os.PathLike[str], n: int = 16) -> str:
+    """Hash of the files' bytes (a directory contributes all its files, in sorted order)."""
+    h = hashlib.sha256()
+    for path in paths:
+        p = Path(path)
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
+        for q in files:
+            h.update(q.name.encode())
+            with open(q, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:n]
+
+
+def text_digest(items: Iterable[str], n: int = 16) -> str:
+    """Hash of a sequence of strings (e.g. the ids of a subset, in order)."""
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()[:n]

@@ -1,0 +1,74 @@
+"""The curation report: pure functions from results to markdown, tables and a picture."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+def results_table(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    return [{"model": name, "exact_match": round(m["exact_match"], 4), "response_loss": round(m["response_loss"], 4),
+             "n_test": m["n"]} for name, m in metrics.items()]
+
+
+def source_table(selected: list[str], random_: list[str], pool: list[str]) -> list[dict[str, Any]]:
+    s, r, p = Counter(selected), Counter(random_), Counter(pool)
+    return [{"source": k, "pool": p[k], "selected": s[k], "random": r[k]}
+            for k in sorted(p, key=lambda k: (-s[k], k))]
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "_(none)_"
+    cols = list(rows[0])
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], features: dict[str, Any],
+                  selection: dict[str, Any], metrics: dict[str, dict[str, Any]], sources: list[dict[str, Any]],
+                  settings_yaml: str, versions: dict[str, str], plot: str | None) -> str:
+    quarantine = [q for d in data.values() for q in d["quarantine"]]
+    q_lines = "\n".join(f"- `{q['path']}:{q['line']}` field `{q['field']}`: {q['reason']}" for q in quarantine[:50])
+    more = f"\n- … and {len(quarantine) - 50} more (see quarantine.jsonl)" if len(quarantine) > 50 else ""
+    counts = markdown_table([{"set": k, "in": d["in"], "used": d["used"], "quarantined": d["quarantined"]}
+                             for k, d in data.items()])
+    parts = [
+        f"# Winnow curation report: {name}",
+        "## Result\n" + markdown_table(results_table(metrics)),
+        f"Selected = top {selection['budget']} of the pool by **{selection['selector']}** over LESS gradient "
+        f"features; random = a seeded random subset of the same size; base = no fine-tuning.",
+        "## Data\n" + counts + ("\n\n**Quarantined records**\n" + q_lines + more if quarantine else ""),
+        "## Warm-up\n" + f"{warmup['n_examples']} examples, {len(warmup['checkpoints'])} checkpoints; "
+        f"checkpoint weights (epoch-average learning rate, normalised): {warmup['weights']}",
+        "## Features\n" + markdown_table([features]),
+        "## Subset by source\n" + markdown_table(sources),
+    ]
+    if plot:
+        parts.append(f"![subset by source]({plot})")
+    parts += ["## Reproduce\n```yaml\n" + settings_yaml + "```", "Versions: " +
+              ", ".join(f"{k} {v}" for k, v in versions.items())]
+    return "\n\n".join(parts) + "\n"
+
+
+def plot_sources(rows: list[dict[str, Any]], path: str | Path) -> str:
+    """Bar chart of how many examples each source contributes to the selected and random subsets."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in rows if r["selected"] or r["random"]]
+    fig, ax = plt.subplots(figsize=(8, 0.28 * len(rows) + 1.2))
+    y = range(len(rows))
+    ax.barh([i - 0.2 for i in y], [r["selected"] for r in rows], height=0.4, label="selected")
+    ax.barh([i + 0.2 for i in y], [r["random"] for r in rows], height=0.4, label="random")
+    ax.set_yticks(list(y), [r["source"] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("examples in subset")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

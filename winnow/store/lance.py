@@ -1,0 +1,213 @@
+"""The feature store: LanceDB tables for the pool, per-example features and shard completion markers.
+
+Every write is idempotent: rows are merged by a key (``id`` for records, ``id@checkpoint`` for features), so
+a shard that is re-run after a crash replaces its own rows instead of duplicating them. A shard counts as
+finished only once its marker row exists, and the marker is written after the features it vouches for.
+Provenance (settings, model, seeds, template hash) lives in each table's schema metadata; opening a table
+under other provenance raises ``StaleArtifactError`` showing both.
+
+Only table names, versions and row ranges leave this module towards Prefect and Dask, never arrays.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from winnow.data.records import Record
+from winnow.errors import StaleArtifactError
+
+MARKERS = "shard_markers"
+COMMIT_RETRIES = 8
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """What travels between tasks: a table's name, version and size (never its contents)."""
+
+    name: str
+    version: int
+    n_rows: int
+
+
+def connect(uri: str) -> Any:
+    import lancedb
+
+    return lancedb.connect(uri)
+
+
+def table_exists(db: Any, name: str) -> bool:
+    """Open-and-see: ``DBConnection.table_exists`` is unimplemented for local connections in lancedb 0.40."""
+    try:
+        db.open_table(name)
+        return True
+    except ValueError:
+        return False
+
+
+def _retry(fn: Any) -> Any:
+    """Retry a commit that lost a race with another writer (Lance's optimistic concurrency)."""
+    for attempt in range(COMMIT_RETRIES):
+        try:
+            return fn()
+        except (OSError, RuntimeError, ValueError) as e:
+            if "onflict" not in str(e) and "retry" not in str(e).lower() or attempt == COMMIT_RETRIES - 1:
+                raise
+            time.sleep(0.05 * 2 ** attempt)
+
+
+def _open_or_create(db: Any, name: str, schema: pa.Schema, provenance: dict[str, Any] | None,
+                    overwrite: bool = False) -> Any:
+    meta = {b"winnow": json.dumps(provenance or {}, sort_keys=True).encode()}
+    schema = schema.with_metadata(meta)
+    if table_exists(db, name):
+        tbl = db.open_table(name)
+        stored = json.loads((tbl.schema.metadata or {}).get(b"winnow", b"{}"))
+        if provenance is not None and stored != json.loads(meta[b"winnow"]):
+            if not overwrite:
+                raise StaleArtifactError(f"table {name!r} was made under other settings:\n"
+                                         f"  stored: {json.dumps(stored, sort_keys=True)}\n"
+                                         f"  asked:  {json.dumps(provenance, sort_keys=True)}\n"
+                                         "use a new table name or pass overwrite=True")
+            db.drop_table(name)
+            return db.create_table(name, schema=schema)
+        return tbl
+    try:
+        return db.create_table(name, schema=schema)
+    except (ValueError, OSError, RuntimeError):
+        if table_exists(db, name):  # another process created it between our check and create
+            return db.open_table(name)
+        raise
+
+
+def provenance_of(db: Any, name: str) -> dict[str, Any]:
+    return json.loads((db.open_table(name).schema.metadata or {}).get(b"winnow", b"{}"))
+
+
+# --------------------------------------------------------------------------------------------- records
+POOL_SCHEMA = pa.schema([("id", pa.string()), ("row_idx", pa.int64()), ("source", pa.string()),
+                         ("task", pa.string()), ("messages", pa.string())])
+
+
+def write_records(db: Any, name: str, records: list[Record], provenance: dict[str, Any] | None = None) -> TableRef:
+    """Add records whose id the table lacks; ``row_idx`` numbers them in arrival order, so shards of old
+    rows keep their ranges when the pool grows and only new ranges need features."""
+    tbl = _open_or_create(db, name, POOL_SCHEMA, provenance)
+    have = set(tbl.to_arrow().column("id").to_pylist()) if tbl.count_rows() else set()
+    new = [r for r in records if r.id not in have]
+    if new:
+        start = tbl.count_rows()
+        data = pa.table({"id": [r.id for r in new], "row_idx": list(range(start, start + len(new))),
+                         "source": [r.source for r in new], "task": [r.task for r in new],
+                         "messages": [json.dumps(r.as_chat(), ensure_ascii=False) for r in new]},
+                        schema=POOL_SCHEMA)
+        _retry(lambda: tbl.merge_insert("id").when_not_matched_insert_all().execute(data))
+    return TableRef(name, tbl.version, tbl.count_rows())
+
+
+def _to_records(t: pa.Table) -> list[Record]:
+    out = []
+    for row in t.sort_by("row_idx").to_pylist():
+        msgs = tuple((m["role"], m["content"]) for m in json.loads(row["messages"]))
+        out.append(Record(row["id"], msgs, row["source"], row["task"]))
+    return out
+
+
+def read_records(db: Any, name: str, start: int = 0, end: int | None = None, version: int | None = None) -> list[Record]:
+    """Records with ``start <= row_idx < end``, in row order, optionally at a fixed table version."""
+    tbl = db.open_table(name)
+    if version is not None:
+        tbl.checkout(version)
+    where = f"row_idx >= {int(start)}" + (f" AND row_idx < {int(end)}" if end is not None else "")
+    return _to_records(tbl.search().where(where).limit(None).to_arrow())
+
+
+# -------------------------------------------------------------------------------------------- features
+def feature_schema(dim: int) -> pa.Schema:
+    return pa.schema([("key", pa.string()), ("id", pa.string()), ("row_idx", pa.int64()),
+                      ("checkpoint", pa.int32()), ("source", pa.string()), ("task", pa.string()),
+                      ("vector", pa.list_(pa.float16(), dim)), ("norm", pa.float32()), ("n_tokens", pa.int32())])
+
+
+def create_feature_table(db: Any, name: str, dim: int, provenance: dict[str, Any], overwrite: bool = False) -> None:
+    _open_or_create(db, name, feature_schema(dim), provenance, overwrite)
+
+
+def write_features(db: Any, name: str, *, records: list[Record], row_idx: list[int], checkpoint: int,
+                   vectors: np.ndarray, norms: np.ndarray, n_tokens: list[int]) -> int:
+    """Upsert feature rows keyed by ``id@checkpoint`` (re-running a shard replaces, never duplicates)."""
+    tbl = db.open_table(name)
+    dim = tbl.schema.field("vector").type.list_size
+    if vectors.shape != (len(records), dim):
+        raise ValueError(f"vectors have shape {vectors.shape}, table {name!r} wants ({len(records)}, {dim})")
+    if not np.isfinite(vectors).all() or not np.isfinite(norms).all():
+        bad = [r.id for r, v, n in zip(records, vectors, norms) if not (np.isfinite(v).all() and np.isfinite(n))]
+        raise ValueError(f"non-finite feature vectors for {len(bad)} record(s), e.g. id {bad[0]!r}; "
+                         "not stored (check the model's dtype and the data)")
+    flat = pa.array(vectors.astype(np.float16).reshape(-1))
+    data = pa.table({"key": [f"{r.id}@{checkpoint}" for r in records], "id": [r.id for r in records],
+                     "row_idx": row_idx, "checkpoint": [checkpoint] * len(records),
+                     "source": [r.source for r in records], "task": [r.task for r in records],
+                     "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
+                     "norm": norms.astype(np.float32), "n_tokens": n_tokens}, schema=tbl.schema)
+    _retry(lambda: tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data))
+    return len(records)
+
+
+@dataclass(frozen=True)
+class FeatureMatrix:
+    ids: list[str]
+    row_idx: np.ndarray  # (N,)
+    sources: list[str]
+    tasks: list[str]
+    vectors: np.ndarray  # (C, N, d) float32, L2-normalised, C checkpoints in index order
+
+
+def read_features(db: Any, name: str) -> FeatureMatrix:
+    """All features of a table as float32 (never do matrix maths in float16 numpy), ordered by row."""
+    t = db.open_table(name).to_arrow().sort_by([("checkpoint", "ascending"), ("row_idx", "ascending")])
+    ck = t.column("checkpoint").to_numpy()
+    cks = np.unique(ck)
+    dim = t.schema.field("vector").type.list_size
+    vec = t.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    vec = vec.astype(np.float32).reshape(len(cks), -1, dim)
+    first = t.filter(pa.compute.equal(t.column("checkpoint"), pa.scalar(int(cks[0]), pa.int32())))
+    ids = first.column("id").to_pylist()
+    for c in cks[1:]:
+        other = t.filter(pa.compute.equal(t.column("checkpoint"), pa.scalar(int(c), pa.int32())))
+        if other.column("id").to_pylist() != ids:
+            raise StaleArtifactError(f"table {name!r}: checkpoint {c} covers other ids than checkpoint {cks[0]}; "
+                                     "featurisation is unfinished")
+    return FeatureMatrix(ids, first.column("row_idx").to_numpy(), first.column("source").to_pylist(),
+                         first.column("task").to_pylist(), vec)
+
+
+# ------------------------------------------------------------------------------------------- markers
+MARKER_SCHEMA = pa.schema([("key", pa.string()), ("table", pa.string()), ("checkpoint", pa.int32()),
+                           ("row_start", pa.int64()), ("row_end", pa.int64()), ("n_rows", pa.int64()),
+                           ("finished_at", pa.float64())])
+
+
+def _marker_key(table: str, checkpoint: int, start: int, end: int) -> str:
+    return f"{table}|{checkpoint}|{start}|{end}"
+
+
+def mark_done(db: Any, table: str, checkpoint: int, start: int, end: int, n_rows: int) -> None:
+    tbl = _open_or_create(db, MARKERS, MARKER_SCHEMA, None)
+    data = pa.table({"key": [_marker_key(table, checkpoint, start, end)], "table": [table],
+                     "checkpoint": [checkpoint], "row_start": [start], "row_end": [end], "n_rows": [n_rows],
+                     "finished_at": [time.time()]}, schema=MARKER_SCHEMA)
+    _retry(lambda: tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data))
+
+
+def is_done(db: Any, table: str, checkpoint: int, start: int, end: int, n_rows: int) -> bool:
+    """True when the range was finished with ``n_rows`` rows: a last shard that was partly filled when it
+    ran is not done once the pool has grown into it."""
+    if not table_exists(db, MARKERS):
+        return False
+    key = _marker_key(table, checkpoint, start, end).replace("'", "''")
+    return db.open_table(MARKERS).count_rows(f"key = '{key}' AND n_rows = {int(n_rows)}") > 0
