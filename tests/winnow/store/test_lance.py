@@ -1,0 +1,70 @@
+"""The store: idempotent writes, provenance checks, shard markers, nothing non-finite stored."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from winnow.data.records import parse_record
+from winnow.errors import StaleArtifactError
+from winnow.store import lance
+
+
+def _records(n: int, offset: int = 0):
+    return [parse_record({"prompt": f"p{i}", "response": f"r{i}", "source": "s", "task": "t", "id": f"id{i}"})
+            for i in range(offset, offset + n)]
+
+
+def test_records_round_trip_and_append_only_new_ids(tmp_path) -> None:
+    db = lance.connect(str(tmp_path))
+    ref = lance.write_records(db, "pool", _records(5))
+    assert (ref.n_rows, [r.id for r in lance.read_records(db, "pool")]) == (5, [f"id{i}" for i in range(5)])
+    ref2 = lance.write_records(db, "pool", _records(7))  # 5 old + 2 new
+    assert ref2.n_rows == 7 and ref2.version > ref.version
+    assert [r.id for r in lance.read_records(db, "pool", 5, 7)] == ["id5", "id6"]
+    assert lance.read_records(db, "pool")[3] == _records(5)[3]
+    assert [r.id for r in lance.read_records(db, "pool", version=ref.version)] == [f"id{i}" for i in range(5)]
+
+
+def test_feature_writes_are_idempotent_by_key(tmp_path) -> None:
+    db = lance.connect(str(tmp_path))
+    lance.create_feature_table(db, "f", 4, {"seed": 1})
+    recs = _records(3)
+    vec = np.eye(3, 4, dtype=np.float32)
+    for _ in range(2):  # a re-run of the same shard
+        lance.write_features(db, "f", records=recs, row_idx=[0, 1, 2], checkpoint=0, vectors=vec,
+                             norms=np.ones(3), n_tokens=[5, 6, 7])
+    lance.write_features(db, "f", records=recs, row_idx=[0, 1, 2], checkpoint=1, vectors=vec[::-1].copy(),
+                         norms=np.ones(3), n_tokens=[5, 6, 7])
+    fm = lance.read_features(db, "f")
+    assert fm.ids == ["id0", "id1", "id2"] and fm.vectors.shape == (2, 3, 4)
+    np.testing.assert_array_equal(fm.vectors[0], vec)
+    np.testing.assert_array_equal(fm.vectors[1], vec[::-1])
+
+
+def test_non_finite_vectors_are_refused(tmp_path) -> None:
+    db = lance.connect(str(tmp_path))
+    lance.create_feature_table(db, "f", 2, {})
+    vec = np.array([[1.0, 0.0], [np.nan, 1.0]], dtype=np.float32)
+    with pytest.raises(ValueError, match="non-finite feature vectors for 1 record.*id1"):
+        lance.write_features(db, "f", records=_records(2), row_idx=[0, 1], checkpoint=0, vectors=vec,
+                             norms=np.ones(2), n_tokens=[1, 1])
+    assert db.open_table("f").count_rows() == 0
+
+
+def test_other_provenance_is_stale(tmp_path) -> None:
+    db = lance.connect(str(tmp_path))
+    lance.create_feature_table(db, "f", 2, {"seed": 1})
+    lance.create_feature_table(db, "f", 2, {"seed": 1})  # same provenance: reopened
+    with pytest.raises(StaleArtifactError, match='stored: {"seed": 1}'):
+        lance.create_feature_table(db, "f", 2, {"seed": 2})
+    lance.create_feature_table(db, "f", 2, {"seed": 2}, overwrite=True)
+    assert lance.provenance_of(db, "f") == {"seed": 2}
+
+
+def test_shard_marker_counts_rows(tmp_path) -> None:
+    db = lance.connect(str(tmp_path))
+    assert not lance.is_done(db, "f", 0, 0, 64, 10)
+    lance.mark_done(db, "f", 0, 0, 64, 10)
+    assert lance.is_done(db, "f", 0, 0, 64, 10)
+    assert not lance.is_done(db, "f", 0, 0, 64, 20)  # the pool grew into this range
+    assert not lance.is_done(db, "f", 1, 0, 64, 10)  # another checkpoint
