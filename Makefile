@@ -5,11 +5,6 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 EVALS   := .cache/wheels/evals-3.0.1.post1-py3-none-any.whl
 DEMO    := data/demo
-export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
-export DO_NOT_TRACK ?= 1
-export DASK_LOGGING__DISTRIBUTED ?= warning
-export TRANSFORMERS_VERBOSITY ?= error
-export PYTHONWARNINGS ?= ignore::FutureWarning
 
 .PHONY: install demo test bench clean
 

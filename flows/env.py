@@ -7,6 +7,7 @@ here and the default 20 s was exceeded under load).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -48,6 +49,12 @@ def apply_environment(env: EnvSettings) -> None:
         "DO_NOT_TRACK": "1",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
         "PREFECT_LOGGING_LEVEL": "INFO",
+        # Quiet per-load noise in the flow process and the Dask workers it spawns (they inherit os.environ):
+        # a weight-loading bar per model load, Dask's INFO chatter, and one transformers-internal deprecation.
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "TRANSFORMERS_VERBOSITY": "error",
+        "DASK_LOGGING__DISTRIBUTED": "warning",
+        "PYTHONWARNINGS": "ignore:`is_gradient_checkpointing`:FutureWarning",
     }
     if env.offline:
         defaults["HF_HUB_OFFLINE"] = "1"
@@ -56,3 +63,4 @@ def apply_environment(env: EnvSettings) -> None:
         defaults["PREFECT_API_URL"] = env.prefect_api_url
     for k, v in defaults.items():
         os.environ.setdefault(k, v)
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing`", category=FutureWarning)
