@@ -6,13 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from prefect import flow, get_run_logger, unmapped
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
-from prefect.futures import as_completed
+from prefect import flow, get_run_logger
 
 from tasks.data import ingest_task, validate_task
 from tasks.evaluation import evaluate_task
-from tasks.features import gradient_shard_task, plan_gradient_task
+from flows.featurize import run_gradient_shards
+from tasks.features import plan_gradient_task
 from tasks.model import prepare_model_task
 from tasks.report import report_task
 from tasks.selection import select_task
@@ -20,23 +19,6 @@ from tasks.training import finetune_task, warmup_task
 from winnow.data.ingest import table_name_for
 from winnow.hashing import file_digest
 from winnow.settings import WinnowSettings, settings_hash
-
-
-def _featurise(plans: list[dict[str, Any]], logger: Any) -> dict[str, int]:
-    """Map every plan's ranges over the task runner and report progress as shards finish."""
-    futures = [f for p in plans for f in gradient_shard_task.map(unmapped(p["job"]), [r[0] for r in p["ranges"]],
-                                                                  [r[1] for r in p["ranges"]])]
-    progress_id = create_progress_artifact(0.0, key="gradient-features", description="gradient shards finished")
-    done, computed = 0, 0
-    for fut in as_completed(futures):
-        res = fut.result()
-        fresh = res["computed"] > 0 and fut.state.name != "Cached"
-        done += 1
-        computed += fresh
-        update_progress_artifact(progress_id, 100.0 * done / len(futures))
-        logger.info("shard %s[%d:%d] %s (%d/%d)", res["table"], res["start"], res["end"],
-                    "computed" if fresh else "already done", done, len(futures))
-    return {"shards": len(futures), "computed": computed, "skipped": len(futures) - computed}
 
 
 @flow(name="curate", log_prints=True)
@@ -68,7 +50,7 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
     plans = [plan_gradient_task(store_uri, data[role]["table"], data[role]["table_rows"], kind, model_path,
                                 worker_model, cfg.features, warm["dir"])
              for role, kind in (("pool", "adam"), ("query", "sgd"))]
-    feats = _featurise(plans, logger)
+    feats = run_gradient_shards(plans)
     features = {"pool_table": plans[0]["job"].feature_table, "query_table": plans[1]["job"].feature_table,
                 "projector": cfg.features.projector, "dim": cfg.features.proj_dim, **feats,
                 "seconds": round(time.time() - t0, 1)}

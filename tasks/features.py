@@ -21,7 +21,7 @@ def plan_gradient_task(store_uri: str, records_table: str, n_rows: int, kind: st
     draft = GradientJob(store_uri, records_table, "", model_path, cks, kind, features, model)  # type: ignore[arg-type]
     prov = gradient_provenance(draft, load_tokenizer(model_path, trust_remote_code=model.trust_remote_code))
     table = f"grads_{kind}__{settings_hash(prov)}"
-    lance.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov)
+    lance.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov, codes=features.codes)
     job = GradientJob(store_uri, records_table, table, model_path, cks, kind, features, model)  # type: ignore[arg-type]
     return {"job": job, "ranges": plan_ranges(n_rows, features.shard_size)}
 

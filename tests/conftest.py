@@ -22,6 +22,13 @@ import torch  # noqa: E402
 
 torch.set_num_threads(2)
 
+import dask  # noqa: E402
+
+from flows.runtime import worker_environ  # noqa: E402
+
+# Test flows build their own DaskTaskRunner; give their workers the same environment as `winnow`'s.
+dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ(1)})
+
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tmp_path_factory: pytest.TempPathFactory) -> str:

@@ -53,7 +53,8 @@ def gradient_features(model: torch.nn.Module, examples: list[Encoded], modules: 
                       moments: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
                       betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                       progress: bool = True, on_batch: Callable[[int], None] | None = None,
-                      timings: dict[str, float] | None = None) -> tuple[np.ndarray, np.ndarray]:
+                      timings: dict[str, float] | None = None, autocast_bf16: bool = False,
+                      ) -> tuple[np.ndarray, np.ndarray]:
     """Projected, L2-normalised features (N, d) and the pre-normalisation norms (N,), in input order.
 
     Examples are batched by length to waste little compute on padding, then put back in order.
@@ -76,7 +77,7 @@ def gradient_features(model: torch.nn.Module, examples: list[Encoded], modules: 
                   disable=not progress):
         idx = order[s:s + batch_size]
         batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
-        with clock("gradients"):
+        with clock("gradients"), torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast_bf16):
             grads, _ = per_example_grads(model, batch, modules)
         with clock("projection"):
             out = torch.zeros(len(idx), projector.dim, device=device)

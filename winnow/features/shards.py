@@ -48,9 +48,9 @@ def gradient_provenance(job: GradientJob, tokenizer: Any) -> dict[str, Any]:
             "checkpoints": [c.epoch for c in job.checkpoints],
             "checkpoint_weights": [round(c.weight, 8) for c in job.checkpoints],
             "projector": job.features.projector, "proj_dim": job.features.proj_dim,
-            "sjlt_nnz": job.features.sjlt_nnz, "proj_seed": job.features.seed,
+            "sjlt_nnz": job.features.sjlt_nnz, "proj_seed": job.features.seed, "codes": job.features.codes,
             "adam": [job.features.adam_beta1, job.features.adam_beta2, job.features.adam_eps],
-            "dtype": job.model.dtype, "max_length": job.model.max_length,
+            "dtype": job.model.dtype, "autocast_bf16": job.features.autocast_bf16, "max_length": job.model.max_length,
             "template": template_hash(tokenizer), "records": job.records_table}
 
 
@@ -77,7 +77,7 @@ def featurize_range(job: GradientJob, start: int, end: int, *, progress: bool = 
         vecs, norms = gradient_features(
             model, encoded, modules, projector, pad_id=tok.pad_token_id, batch_size=job.features.batch_size,
             moments=moments, betas=(job.features.adam_beta1, job.features.adam_beta2), eps=job.features.adam_eps,
-            progress=progress)
+            progress=progress, autocast_bf16=job.features.autocast_bf16)
         lance.write_features(db, job.feature_table, records=records, row_idx=list(range(start, end)),
                              checkpoint=ck.index, vectors=vecs, norms=norms,
                              n_tokens=[len(e.input_ids) for e in encoded])

@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from winnow.data.records import Record
 from winnow.errors import StaleArtifactError
+from winnow.store.codes import Codes, decode, encode, vector_type
 
 MARKERS = "shard_markers"
 COMMIT_RETRIES = 8
@@ -127,33 +128,42 @@ def read_records(db: Any, name: str, start: int = 0, end: int | None = None, ver
 
 
 # -------------------------------------------------------------------------------------------- features
-def feature_schema(dim: int) -> pa.Schema:
+def feature_schema(dim: int, codes: Codes = "fp16") -> pa.Schema:
     return pa.schema([("key", pa.string()), ("id", pa.string()), ("row_idx", pa.int64()),
                       ("checkpoint", pa.int32()), ("source", pa.string()), ("task", pa.string()),
-                      ("vector", pa.list_(pa.float16(), dim)), ("norm", pa.float32()), ("n_tokens", pa.int32())])
+                      ("vector", vector_type(codes, dim)), ("scale", pa.float32()), ("norm", pa.float32()),
+                      ("n_tokens", pa.int32())])
 
 
-def create_feature_table(db: Any, name: str, dim: int, provenance: dict[str, Any], overwrite: bool = False) -> None:
-    _open_or_create(db, name, feature_schema(dim), provenance, overwrite)
+def create_feature_table(db: Any, name: str, dim: int, provenance: dict[str, Any], overwrite: bool = False,
+                         codes: Codes = "fp16") -> None:
+    """A feature table; its dimension and codes are recorded in the provenance metadata."""
+    _open_or_create(db, name, feature_schema(dim, codes), {**provenance, "dim": dim, "codes": codes}, overwrite)
+
+
+def _layout(tbl: Any) -> tuple[int, Codes]:
+    meta = json.loads((tbl.schema.metadata or {}).get(b"winnow", b"{}"))
+    return int(meta.get("dim", tbl.schema.field("vector").type.list_size)), meta.get("codes", "fp16")
 
 
 def write_features(db: Any, name: str, *, records: list[Record], row_idx: list[int], checkpoint: int,
                    vectors: np.ndarray, norms: np.ndarray, n_tokens: list[int]) -> int:
     """Upsert feature rows keyed by ``id@checkpoint`` (re-running a shard replaces, never duplicates)."""
     tbl = db.open_table(name)
-    dim = tbl.schema.field("vector").type.list_size
+    dim, codes = _layout(tbl)
     if vectors.shape != (len(records), dim):
         raise ValueError(f"vectors have shape {vectors.shape}, table {name!r} wants ({len(records)}, {dim})")
     if not np.isfinite(vectors).all() or not np.isfinite(norms).all():
         bad = [r.id for r, v, n in zip(records, vectors, norms) if not (np.isfinite(v).all() and np.isfinite(n))]
         raise ValueError(f"non-finite feature vectors for {len(bad)} record(s), e.g. id {bad[0]!r}; "
                          "not stored (check the model's dtype and the data)")
-    flat = pa.array(vectors.astype(np.float16).reshape(-1))
+    coded, scale = encode(vectors, codes)
+    flat = pa.array(coded.reshape(-1))
     data = pa.table({"key": [f"{r.id}@{checkpoint}" for r in records], "id": [r.id for r in records],
                      "row_idx": row_idx, "checkpoint": [checkpoint] * len(records),
                      "source": [r.source for r in records], "task": [r.task for r in records],
-                     "vector": pa.FixedSizeListArray.from_arrays(flat, dim),
-                     "norm": norms.astype(np.float32), "n_tokens": n_tokens}, schema=tbl.schema)
+                     "vector": pa.FixedSizeListArray.from_arrays(flat, coded.shape[1]),
+                     "scale": scale, "norm": norms.astype(np.float32), "n_tokens": n_tokens}, schema=tbl.schema)
     _retry(lambda: tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data))
     return len(records)
 
@@ -168,13 +178,14 @@ class FeatureMatrix:
 
 
 def read_features(db: Any, name: str) -> FeatureMatrix:
-    """All features of a table as float32 (never do matrix maths in float16 numpy), ordered by row."""
-    t = db.open_table(name).to_arrow().sort_by([("checkpoint", "ascending"), ("row_idx", "ascending")])
-    ck = t.column("checkpoint").to_numpy()
-    cks = np.unique(ck)
-    dim = t.schema.field("vector").type.list_size
-    vec = t.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    vec = vec.astype(np.float32).reshape(len(cks), -1, dim)
+    """All features of a table decoded to float32 (never do matrix maths in float16 numpy), ordered by row."""
+    tbl = db.open_table(name)
+    dim, codes = _layout(tbl)
+    t = tbl.to_arrow().sort_by([("checkpoint", "ascending"), ("row_idx", "ascending")])
+    cks = np.unique(t.column("checkpoint").to_numpy())
+    width = t.schema.field("vector").type.list_size
+    raw = t.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+    vec = decode(raw, codes, dim).reshape(len(cks), -1, dim)
     first = t.filter(pa.compute.equal(t.column("checkpoint"), pa.scalar(int(cks[0]), pa.int32())))
     ids = first.column("id").to_pylist()
     for c in cks[1:]:

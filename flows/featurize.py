@@ -1,0 +1,33 @@
+"""Map gradient shards over the flow's task runner, with progress in the CLI and in the Prefect UI.
+
+A plain helper (not a subflow) so the shards run on the *calling* flow's Dask task runner.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import get_run_logger, unmapped
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import as_completed
+from tqdm.auto import tqdm
+
+from tasks.features import gradient_shard_task
+
+
+def run_gradient_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
+    """Submit every plan's row ranges; returns how many shards ran and how many were already done."""
+    logger = get_run_logger()
+    futures = [f for p in plans for f in gradient_shard_task.map(unmapped(p["job"]), [r[0] for r in p["ranges"]],
+                                                                  [r[1] for r in p["ranges"]])]
+    progress_id = create_progress_artifact(0.0, key="gradient-features", description="gradient shards finished")
+    computed = 0
+    with tqdm(total=len(futures), desc="gradient shards", unit="shard") as bar:
+        for done, fut in enumerate(as_completed(futures), start=1):
+            res = fut.result()
+            fresh = res["computed"] > 0 and fut.state.name != "Cached"
+            computed += fresh
+            bar.update(1)
+            update_progress_artifact(progress_id, 100.0 * done / len(futures))
+            logger.info("shard %s[%d:%d] %s (%d/%d)", res["table"], res["start"], res["end"],
+                        "computed" if fresh else "already done", done, len(futures))
+    return {"shards": len(futures), "computed": computed, "skipped": len(futures) - computed}
