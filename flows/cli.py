@@ -25,6 +25,12 @@ def _env() -> EnvSettings:
     return env
 
 
+def _seed_overrides(env: EnvSettings) -> list[str]:
+    """WINNOW_SEED seeds every phase unless a --set names that phase's seed (later overrides win)."""
+    keys = ("warmup.train.seed", "features.seed", "selection.seed", "finetune.seed")
+    return [f"{k}={env.seed}" for k in keys] if env.seed else []
+
+
 def _fail(e: Exception) -> None:
     typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
@@ -47,11 +53,7 @@ def curate(
     from winnow.settings import load_settings
 
     env = _env()
-    overrides = list(set_ or [])
-    if budget is not None:
-        b = budget.strip()
-        overrides.append(f"selection.budget={float(b[:-1]) / 100 if b.endswith('%') else b}")
-    overrides.append(f"model.name={model or env.model}")
+    overrides = [*_seed_overrides(env), *(set_ or []), *_budget_override(budget), f"model.name={model or env.model}"]
     try:
         settings = load_settings(str(config) if config else None, overrides)
     except WinnowError as e:
@@ -81,6 +83,96 @@ def _print_results(result: dict, seconds: float) -> None:
         table.add_row(name, f"{m['exact_match']:.3f}", f"{m['response_loss']:.3f}")
     Console().print(table)
     typer.echo(f"report: {result['report']}")
+
+
+def _budget_override(budget: str | None) -> list[str]:
+    if budget is None:
+        return []
+    b = budget.strip()
+    return [f"selection.budget={float(b[:-1]) / 100 if b.endswith('%') else b}"]
+
+
+@app.command()
+def compare(
+    pool: Annotated[str, typer.Option(help="candidate pool (any supported format)")],
+    query: Annotated[str, typer.Option(help="a few examples of the target task")],
+    out: Annotated[Path, typer.Option(help="folder for compare.md/csv and every subset")],
+    representation: Annotated[Optional[list[str]], typer.Option(help="gradients, hidden, embedding (repeatable; "
+                                                                     "default all)")] = None,
+    selector: Annotated[Optional[list[str]], typer.Option(help="rr, dg, subtask, uot, knn-uniform, knn-kde, random "
+                                                               "(repeatable; default all)")] = None,
+    budget: Annotated[Optional[str], typer.Option(help="'5%', '0.05' or '200'")] = None,
+    model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Run several representation × selector pairs over one store and publish a table (sizes, sources
+    picked, distance of each subset to the query set)."""
+    from winnow.errors import WinnowError
+    from winnow.selection.targeted import canonical_selector
+    from winnow.settings import load_settings
+
+    env = _env()
+    try:
+        settings = load_settings(str(config) if config else None,
+                                 [*_seed_overrides(env), *(set_ or []), *_budget_override(budget),
+                                  f"model.name={model or env.model}"])
+        sels = [canonical_selector(s) for s in selector] if selector else None
+    except (WinnowError, KeyError) as e:
+        _fail(e)
+    from flows.compare import compare as compare_flow
+    from flows.runtime import task_runner
+
+    rows = compare_flow.with_options(task_runner=task_runner(env))(
+        pool=pool, query=query, out=str(out), settings=settings.model_dump(mode="json"), store_uri=env.store_uri,
+        work_dir=str(env.home.resolve()), representations=representation, selectors=sels,
+        worker_threads=env.threads_per_worker)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="representation × selector")
+    for col in rows[0]:
+        table.add_column(col)
+    for r in rows:
+        table.add_row(*[str(v) for v in r.values()])
+    Console().print(table)
+
+
+@app.command()
+def select(
+    pool_features: Annotated[str, typer.Option(help="pool feature table in the store (e.g. grads_adam__...)")],
+    query_features: Annotated[str, typer.Option(help="query feature table in the store")],
+    out: Annotated[Path, typer.Option(help="folder for the subset and its ordering")],
+    selector: Annotated[str, typer.Option(help="rr, dg, subtask, uot, knn-uniform, knn-kde, random, all")] = "rr",
+    budget: Annotated[str, typer.Option(help="'5%', '0.05' or '200'")] = "5%",
+    seed: int = 0,
+) -> None:
+    """Select from an existing store: no model is loaded, only stored features are read."""
+    from winnow.errors import WinnowError
+    from winnow.selection import resolve_budget
+    from winnow.selection.distance import subset_distances
+    from winnow.selection.targeted import canonical_selector, order_pool, save_ordering
+    from winnow.data.loaders import write_jsonl
+    from winnow.store import lance
+
+    env = _env()
+    b = budget.strip()
+    share = float(b[:-1]) / 100 if b.endswith("%") else float(b)
+    try:
+        name = canonical_selector(selector)
+        ordering, pool, S = order_pool(env.store_uri, query_features, pool_features, selector=name, seed=seed)
+        k = len(pool.ids) if name == "all" else resolve_budget(share, len(pool.ids))
+    except (WinnowError, KeyError, ValueError) as e:
+        _fail(e)
+    db = lance.connect(env.store_uri)
+    records_table = lance.provenance_of(db, pool_features)["records"]
+    by_id = {r.id: r for r in lance.read_records(db, records_table)}
+    save_ordering(out / f"{name}_ordering.parquet", ordering, pool,
+                  {"query_table": query_features, "pool_table": pool_features, "seed": seed})
+    write_jsonl(out / f"{name}.jsonl", [by_id[pool.ids[i]].to_json() for i in ordering.prefix(k)])
+    d = subset_distances(S, ordering.prefix(k))
+    typer.echo(f"{k} of {len(pool.ids)} examples by {name}: distance to queries nearest {d['nearest']:.4f}, "
+               f"transport {d['transport']:.4f} -> {out / (name + '.jsonl')}")
 
 
 @app.command("demo-data")

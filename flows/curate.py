@@ -10,8 +10,8 @@ from prefect import flow, get_run_logger
 
 from tasks.data import ingest_task, validate_task
 from tasks.evaluation import evaluate_task
-from flows.featurize import run_gradient_shards
-from tasks.features import plan_gradient_task
+from flows.featurize import run_feature_shards
+from tasks.features import plan_features_task
 from tasks.model import prepare_model_task
 from tasks.report import report_task
 from tasks.selection import select_task
@@ -47,24 +47,26 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
                        cfg.warmup, str(Path(work_dir) / "warmup" / warm_key))
 
     t0 = time.time()
-    plans = [plan_gradient_task(store_uri, data[role]["table"], data[role]["table_rows"], kind, model_path,
-                                worker_model, cfg.features, warm["dir"])
+    plans = [plan_features_task(store_uri, data[role]["table"], data[role]["table_rows"], model_path, worker_model,
+                                cfg.features, "gradients", warm["dir"], kind)
              for role, kind in (("pool", "adam"), ("query", "sgd"))]
-    feats = run_gradient_shards(plans)
+    feats = run_feature_shards(plans)
     features = {"pool_table": plans[0]["job"].feature_table, "query_table": plans[1]["job"].feature_table,
                 "projector": cfg.features.projector, "dim": cfg.features.proj_dim, **feats,
                 "seconds": round(time.time() - t0, 1)}
 
-    sel = select_task(store_uri, features["query_table"], features["pool_table"], data["pool"]["table"],
-                      warm["weights"], cfg.selection, str(out_dir))
-    logger.info("selected %d of %d examples by %s", sel["budget"], data["pool"]["table_rows"], sel["selector"])
+    subsets = {name: select_task(store_uri, features["query_table"], features["pool_table"], data["pool"]["table"],
+                                 selector=selector, budget=cfg.selection.budget, seed=cfg.selection.seed,
+                                 out_dir=str(out_dir), name=name, weights=warm["weights"])
+               for name, selector in (("selected", cfg.selection.selector), ("random", "random"))}
+    logger.info("selected %d of %d examples by %s", subsets["selected"]["budget"], data["pool"]["table_rows"],
+                cfg.selection.selector)
 
     adapters = {}
-    for name in ("random", "selected"):
-        digest = sel[f"{name}_digest"]
-        run_dir = Path(work_dir) / "finetune" / settings_hash({"ids": digest, "train": cfg.finetune.model_dump(),
+    for name, sub in subsets.items():
+        run_dir = Path(work_dir) / "finetune" / settings_hash({"ids": sub["digest"], "train": cfg.finetune.model_dump(),
                                                                "lora": cfg.finetune_lora.model_dump(), "model": model_path})
-        adapters[name] = finetune_task.submit(sel[f"{name}_path"], digest, model_path, worker_model, cfg.finetune,
+        adapters[name] = finetune_task.submit(sub["path"], sub["digest"], model_path, worker_model, cfg.finetune,
                                               cfg.finetune_lora, str(run_dir))
     test_digest = file_digest(test)
     evals = {"base": evaluate_task.submit(model_path, None, test, test_digest, worker_model, cfg.eval)}
@@ -74,6 +76,7 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
 
     settings_yaml = yaml.safe_dump({"pool": pool, "query": query, "test": test, "settings": cfg.model_dump(mode="json")},
                                    sort_keys=False)
-    report = report_task(out_dir.name, str(out_dir), data, warm, features, sel, metrics, settings_yaml, versions or {})
+    report = report_task(out_dir.name, str(out_dir), data, warm, features, subsets, metrics, settings_yaml,
+                         versions or {})
     return {"report": report, "results": {k: {"exact_match": v["exact_match"], "response_loss": v["response_loss"]}
-                                          for k, v in metrics.items()}, "budget": sel["budget"]}
+                                          for k, v in metrics.items()}, "budget": subsets["selected"]["budget"]}

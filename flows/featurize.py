@@ -1,4 +1,4 @@
-"""Map gradient shards over the flow's task runner, with progress in the CLI and in the Prefect UI.
+"""Map feature shards over the flow's task runner, with progress in the CLI and in the Prefect UI.
 
 A plain helper (not a subflow) so the shards run on the *calling* flow's Dask task runner.
 """
@@ -11,17 +11,17 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from tqdm.auto import tqdm
 
-from tasks.features import gradient_shard_task
+from tasks.features import feature_shard_task
 
 
-def run_gradient_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
+def run_feature_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
     """Submit every plan's row ranges; returns how many shards ran and how many were already done."""
     logger = get_run_logger()
-    futures = [f for p in plans for f in gradient_shard_task.map(unmapped(p["job"]), [r[0] for r in p["ranges"]],
+    futures = [f for p in plans for f in feature_shard_task.map(unmapped(p["job"]), [r[0] for r in p["ranges"]],
                                                                   [r[1] for r in p["ranges"]])]
-    progress_id = create_progress_artifact(0.0, key="gradient-features", description="gradient shards finished")
+    progress_id = create_progress_artifact(0.0, key="feature-shards", description="feature shards finished")
     computed = 0
-    with tqdm(total=len(futures), desc="gradient shards", unit="shard") as bar:
+    with tqdm(total=len(futures), desc="feature shards", unit="shard") as bar:
         for done, fut in enumerate(as_completed(futures), start=1):
             res = fut.result()
             fresh = res["computed"] > 0 and fut.state.name != "Cached"

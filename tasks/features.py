@@ -1,4 +1,4 @@
-"""Feature tasks: plan a featurisation (tables named after provenance), then one task per row range."""
+"""Feature tasks: plan a featurisation (a table named after its provenance), then one task per row range."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,28 +6,35 @@ from typing import Any
 from prefect import task
 
 from tasks import CACHED
-from winnow.features.shards import GradientJob, featurize_range, gradient_provenance, plan_ranges
+from winnow.features.shards import FeatureJob, feature_provenance, featurize_range, plan_ranges, representation_dim
 from winnow.models.loading import load_tokenizer
 from winnow.settings import FeatureSettings, ModelSettings, settings_hash
 from winnow.store import lance
 from winnow.training.checkpoints import read_checkpoints
 
 
-@task(name="plan-gradient-features")
-def plan_gradient_task(store_uri: str, records_table: str, n_rows: int, kind: str, model_path: str,
-                       model: ModelSettings, features: FeatureSettings, warmup_dir: str) -> dict[str, Any]:
-    """Create (or reopen) ``grads_<kind>__<provenance hash>`` and return the job plus its row ranges."""
-    cks = tuple(read_checkpoints(warmup_dir))
-    draft = GradientJob(store_uri, records_table, "", model_path, cks, kind, features, model)  # type: ignore[arg-type]
-    prov = gradient_provenance(draft, load_tokenizer(model_path, trust_remote_code=model.trust_remote_code))
-    table = f"grads_{kind}__{settings_hash(prov)}"
-    lance.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov, codes=features.codes)
-    job = GradientJob(store_uri, records_table, table, model_path, cks, kind, features, model)  # type: ignore[arg-type]
+@task(name="plan-features")
+def plan_features_task(store_uri: str, records_table: str, n_rows: int, model_path: str, model: ModelSettings,
+                       features: FeatureSettings, representation: str = "gradients", warmup_dir: str | None = None,
+                       kind: str = "sgd", embedder: str = "default") -> dict[str, Any]:
+    """Create (or reopen) ``<representation>_<kind>__<provenance hash>``; return the job and its ranges."""
+    cks = tuple(read_checkpoints(warmup_dir)) if representation == "gradients" else ()
+    job = FeatureJob(store_uri, records_table, "", model_path, features, model, representation,  # type: ignore[arg-type]
+                     cks, kind, embedder)  # type: ignore[arg-type]
+    tok = None if representation == "embedding" else load_tokenizer(model_path,
+                                                                      trust_remote_code=model.trust_remote_code)
+    prov = feature_provenance(job, tok)
+    prefix = {"gradients": f"grads_{kind}", "hidden": "hidden", "embedding": "embed"}[representation]
+    table = f"{prefix}__{settings_hash(prov)}"
+    codes = features.codes if representation == "gradients" else "fp16"
+    lance.create_feature_table(lance.connect(store_uri), table, representation_dim(job), prov, codes=codes)
+    job = FeatureJob(store_uri, records_table, table, model_path, features, model, representation,  # type: ignore[arg-type]
+                     cks, kind, embedder)  # type: ignore[arg-type]
     return {"job": job, "ranges": plan_ranges(n_rows, features.shard_size)}
 
 
-@task(name="gradient-shard", cache_policy=CACHED, persist_result=True, retries=2, retry_delay_seconds=2,
+@task(name="feature-shard", cache_policy=CACHED, persist_result=True, retries=2, retry_delay_seconds=2,
       task_run_name="{job.feature_table}[{start}:{end}]")
-def gradient_shard_task(job: GradientJob, start: int, end: int) -> dict[str, Any]:
+def feature_shard_task(job: FeatureJob, start: int, end: int) -> dict[str, Any]:
     """Cached on inputs + source, and skipped by the store's own markers too: a finished shard never reruns."""
     return {"table": job.feature_table, "start": start, "end": end, **featurize_range(job, start, end, progress=False)}

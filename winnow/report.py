@@ -43,6 +43,10 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
         "## Warm-up\n" + f"{warmup['n_examples']} examples, {len(warmup['checkpoints'])} checkpoints; "
         f"checkpoint weights (epoch-average learning rate, normalised): {warmup['weights']}",
         "## Features\n" + markdown_table([features]),
+        "## Distance to the query set\n" + markdown_table(
+            [{"subset": k, "mean distance to nearest": round(v["nearest"], 4), "transport cost": round(v["transport"], 4)}
+             for k, v in selection["distances"].items()]) +
+        "\n\nd = 1 − similarity in the selection's representation; lower = closer to the target's queries.",
         "## Subset by source\n" + markdown_table(sources),
     ]
     if plot:

@@ -78,7 +78,8 @@ class FeatureSettings(_Frozen):
 
 
 class SelectionSettings(_Frozen):
-    selector: Literal["round_robin", "random"] = "round_robin"
+    selector: Literal["round_robin", "doubly_greedy", "subtask_topk", "uot", "knn_uniform", "knn_kde", "random",
+                      "all"] = Field("round_robin", description="see winnow.selection.SELECTORS")
     budget: float = Field(0.05, gt=0, description="<= 1: share of the pool; > 1: number of examples")
     seed: int = 0
 

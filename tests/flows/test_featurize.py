@@ -11,10 +11,10 @@ def test_one_and_two_workers_give_identical_features(prefect_harness, tiny_model
     from prefect import flow
     from prefect_dask import DaskTaskRunner
 
-    from flows.featurize import run_gradient_shards
+    from flows.featurize import run_feature_shards
     from winnow.data.formatting import encode
     from winnow.data.loaders import load_records
-    from winnow.features.shards import GradientJob, plan_ranges
+    from winnow.features.shards import FeatureJob, plan_ranges
     from winnow.models.loading import load_model, load_tokenizer
     from winnow.settings import FeatureSettings, LoraSettings, ModelSettings, TrainSettings
     from winnow.store import lance
@@ -33,15 +33,15 @@ def test_one_and_two_workers_give_identical_features(prefect_harness, tiny_model
         db = lance.connect(uri)
         lance.write_records(db, "pool", recs)
         lance.create_feature_table(db, "f", 128, {"workers-test": 1})
-        job = GradientJob(uri, "pool", "f", tiny_model_path, cks, "adam",
-                          FeatureSettings(proj_dim=128, shard_size=5, batch_size=3), ModelSettings(max_length=64))
+        job = FeatureJob(uri, "pool", "f", tiny_model_path, FeatureSettings(proj_dim=128, shard_size=5, batch_size=3),
+                         ModelSettings(max_length=64), "gradients", cks, "adam")
         runner = DaskTaskRunner(cluster_class="distributed.LocalCluster",
                                 cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
                                                 "host": "127.0.0.1", "dashboard_address": None})
 
         @flow(task_runner=runner)
         def featurise() -> dict:
-            return run_gradient_shards([{"job": job, "ranges": plan_ranges(len(recs), 5)}])
+            return run_feature_shards([{"job": job, "ranges": plan_ranges(len(recs), 5)}])
 
         assert featurise() == {"shards": 4, "computed": 4, "skipped": 0}
         vectors.append(lance.read_features(db, "f").vectors)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import math
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from winnow.selection.ordering import Ordering
@@ -26,7 +28,8 @@ def top_sorted(row: np.ndarray, L: int) -> np.ndarray:
     return sel[np.lexsort((sel, -row[sel]))]
 
 
-def select_round_robin(similarity: np.ndarray, *, limit: int | None = None, seed: int = 0) -> Ordering:
+def select_round_robin(similarity: np.ndarray, *, limit: int | None = None, seed: int = 0,
+                       query_groups: Sequence[str] | None = None) -> Ordering:
     """Order the pool by round-robin over queries; ``limit`` stops after that many picks.
 
     ``similarity``: (M queries, N pool). ``seed`` is unused (the method is deterministic) and accepted so all

@@ -7,7 +7,7 @@ import pytest
 
 from winnow.data.formatting import encode
 from winnow.data.loaders import load_records
-from winnow.features.shards import GradientJob, featurize_range, plan_ranges
+from winnow.features.shards import FeatureJob, featurize_range, plan_ranges
 from winnow.models.loading import load_model, load_tokenizer
 from winnow.settings import FeatureSettings, LoraSettings, ModelSettings, TrainSettings
 from winnow.store import lance
@@ -28,9 +28,9 @@ def setup(tiny_model_path: str, tmp_path_factory):
     return root, recs, tuple(read_checkpoints(root / "warm")), tiny_model_path
 
 
-def _job(root, cks, model_path, table="f") -> GradientJob:
-    return GradientJob(str(root / "db"), "pool", table, model_path, cks, "adam",
-                       FeatureSettings(proj_dim=64, shard_size=8, batch_size=3), ModelSettings(max_length=64))
+def _job(root, cks, model_path, table="f") -> FeatureJob:
+    return FeatureJob(str(root / "db"), "pool", table, model_path, FeatureSettings(proj_dim=64, shard_size=8, batch_size=3),
+                      ModelSettings(max_length=64), "gradients", cks, "adam")
 
 
 def _markers(db) -> dict[str, float]:
@@ -73,9 +73,9 @@ def test_features_are_deterministic_and_normalised(setup) -> None:
         db = lance.connect(str(root / name))
         lance.write_records(db, "pool", recs[:6])
         lance.create_feature_table(db, "f", 64, {})
-        job = GradientJob(str(root / name), "pool", "f", model_path, cks, "sgd",
-                          FeatureSettings(proj_dim=64, batch_size=4 if name == "det_a" else 1),
-                          ModelSettings(max_length=64))
+        job = FeatureJob(str(root / name), "pool", "f", model_path,
+                         FeatureSettings(proj_dim=64, batch_size=4 if name == "det_a" else 1),
+                         ModelSettings(max_length=64), "gradients", cks, "sgd")
         featurize_range(job, 0, 6, progress=False)
         out.append(lance.read_features(db, "f").vectors)
     np.testing.assert_allclose(out[0], out[1], atol=2e-3)  # batch size 4 vs 1, stored as fp16

@@ -1,0 +1,120 @@
+"""Every selector against a small brute-force reference, plus the shared contract (scikit-learn style)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from winnow.selection import NEEDS_POOL_SIMILARITY, SELECTORS
+from winnow.selection.distance import subset_distances
+from winnow.selection.knn import select_knn_kde, select_knn_uniform
+from winnow.selection.transport import select_uot, transport_plan
+
+
+def _case(M: int, N: int, seed: int = 0, d: int = 8):
+    rng = np.random.default_rng(seed)
+    Q, P = rng.standard_normal((M, d)), rng.standard_normal((N, d))
+    Q /= np.linalg.norm(Q, axis=1, keepdims=True)
+    P /= np.linalg.norm(P, axis=1, keepdims=True)
+    return (Q @ P.T).astype(np.float32), P
+
+
+def _kwargs(name: str, P: np.ndarray) -> dict:
+    return {"pool_similarity": lambda c: P[c] @ P[c].T} if name in NEEDS_POOL_SIMILARITY else {}
+
+
+@pytest.mark.parametrize("name", sorted(SELECTORS))
+def test_contract_permutation_prefix_determinism(name: str) -> None:
+    S, P = _case(4, 30)
+    kw = _kwargs(name, P)
+    full = SELECTORS[name](S, seed=5, query_groups=["a", "a", "b", "b"], **kw)
+    assert sorted(full.indices.tolist()) == list(range(30)) and len(full.scores) == 30
+    again = SELECTORS[name](S, seed=5, query_groups=["a", "a", "b", "b"], **kw)
+    np.testing.assert_array_equal(full.indices, again.indices)
+    head = SELECTORS[name](S, limit=7, seed=5, query_groups=["a", "a", "b", "b"], **kw)
+    np.testing.assert_array_equal(head.indices, full.indices[:7])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 5), st.integers(2, 25), st.integers(0, 10_000), st.sampled_from(sorted(SELECTORS)))
+def test_property_any_shape(M: int, N: int, seed: int, name: str) -> None:
+    S, P = _case(M, N, seed)
+    S = np.round(S * 4) / 4  # many ties
+    o = SELECTORS[name](S, seed=seed, query_groups=[str(i % 2) for i in range(M)], **_kwargs(name, P))
+    assert sorted(o.indices.tolist()) == list(range(N))
+
+
+def test_doubly_greedy_and_subtask_against_loops() -> None:
+    S, _ = _case(6, 40, seed=3)
+    groups = ["x", "y", "x", "z", "y", "x"]
+    dg = sorted(range(40), key=lambda j: (-max(S[i, j] for i in range(6)), j))
+    assert SELECTORS["doubly_greedy"](S).indices.tolist() == dg
+
+    def subtask(j: int) -> float:
+        return max(np.mean([S[i, j] for i in range(6) if groups[i] == g]) for g in set(groups))
+    ref = sorted(range(40), key=lambda j: (-round(subtask(j), 6), j))
+    assert SELECTORS["subtask_topk"](S, query_groups=groups).indices.tolist() == ref
+
+
+def _knn_reference(S: np.ndarray, alpha=0.01, C=5.0):
+    M, N = S.shape
+    D = 1.0 - S.astype(np.float64)
+    nn = [sorted(range(N), key=lambda j: (D[i, j], j)) for i in range(M)]
+    K = 1
+    for k in range(1, N):
+        lhs = alpha / C * sum(sum(D[i, nn[i][k]] - D[i, nn[i][t]] for t in range(k)) for i in range(M))
+        if lhs < (1 - alpha) * M:
+            K = k
+        else:
+            break
+    return nn, K
+
+
+def test_knn_uniform_against_reference() -> None:
+    S, _ = _case(3, 400, seed=1, d=3)
+    S = S * 0.2 + 0.75  # a wide spread of distances so K is bounded by the condition, not by N
+    nn, K = _knn_reference(S, alpha=0.5, C=0.5)
+    mass = np.zeros(400)
+    for i in range(3):
+        for j in nn[i][:K]:
+            mass[j] += 1 / (K * 3)
+    o = select_knn_uniform(S, alpha=0.5, C=0.5)
+    assert o.settings["K"] == K < 399
+    np.testing.assert_allclose(np.sort(o.scores)[::-1][:K], np.sort(mass)[::-1][:K], rtol=1e-6)
+    assert set(o.indices[:int((mass > 0).sum())].tolist()) == set(np.flatnonzero(mass).tolist())
+
+
+def test_knn_kde_downweights_near_duplicates() -> None:
+    # Query at e1; pool: five near-copies of one point close to the query, and one distinct point as close.
+    q = np.array([[1.0, 0.0, 0.0]])
+    clump = np.array([[0.9, 0.43, 0.0]] * 5) + np.random.default_rng(0).normal(0, 1e-3, (5, 3))
+    lone = np.array([[0.9, 0.0, 0.43]])
+    P = np.vstack([clump, lone, [[-1.0, 0.0, 0.0]]])
+    P /= np.linalg.norm(P, axis=1, keepdims=True)
+    S = (q @ P.T).astype(np.float32)
+    uni = select_knn_uniform(S, cap=6, alpha=0.5, C=0.01)
+    kde = select_knn_kde(S, cap=6, alpha=0.5, C=0.01, pool_similarity=lambda c: P[c] @ P[c].T)
+    assert uni.settings["K"] == kde.settings["K"] == 5 or kde.indices[0] == 5
+    assert kde.indices[0] == 5  # the lone point outranks each member of the clump
+    with pytest.raises(ValueError, match="pool_similarity"):
+        select_knn_kde(S)
+
+
+def test_uot_ships_all_query_mass_to_nearest_examples() -> None:
+    S, _ = _case(4, 50, seed=2)
+    S[:, 7] = 1.0  # an example identical to every query
+    T = transport_plan(S)
+    np.testing.assert_allclose(T.sum(axis=1), 1 / 4, rtol=1e-3)  # hard constraint on the query side
+    o = select_uot(S)
+    assert o.indices[0] == 7 and o.scores[0] > 0.5
+
+
+def test_subset_distances() -> None:
+    S, _ = _case(3, 20, seed=4)
+    far = np.argsort(S.max(axis=0))[:5]
+    near = np.argsort(-S.max(axis=0))[:5]
+    d_far, d_near = subset_distances(S, far), subset_distances(S, near)
+    assert d_near["nearest"] < d_far["nearest"] and d_near["transport"] <= d_far["transport"]
+    exact = subset_distances(S, np.arange(20))
+    assert exact["nearest"] == pytest.approx(float((1 - S.max(axis=1)).mean()), rel=1e-6)

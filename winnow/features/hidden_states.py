@@ -1,0 +1,44 @@
+"""RDS+ features: the base model's last-layer hidden states, position-weighted mean, L2-normalised.
+
+Token t of an example's n real tokens (t = 1..n) weighs t / Σ t' = 2t / (n(n+1)), so later tokens, which
+have seen more of the example, count more. Positions are counted from each example's own first real token,
+so the result does not depend on padding side or batch composition.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from winnow.data.formatting import Encoded, collate
+
+
+def position_weights(attention_mask: torch.Tensor) -> torch.Tensor:
+    """(B, T) weights t/Σt' over each row's real tokens, 0 on padding."""
+    pos = attention_mask.cumsum(-1) * attention_mask  # 1..n on real tokens, 0 on pads (either side)
+    return pos / pos.sum(-1, keepdim=True).clamp(min=1)
+
+
+@torch.no_grad()
+def hidden_state_features(model: torch.nn.Module, examples: list[Encoded], *, pad_id: int, batch_size: int,
+                          progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H) normalised pooled states and their norms, in input order (batched by length)."""
+    device = next(model.parameters()).device
+    body = model.base_model  # the transformer without the LM head: no vocabulary projection needed
+    order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
+    vecs: np.ndarray | None = None
+    norms = np.zeros(len(examples), dtype=np.float32)
+    for s in tqdm(range(0, len(order), batch_size), desc="hidden states", unit="batch", disable=not progress):
+        idx = order[s:s + batch_size]
+        batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad_id).items()}
+        attn = batch["attention_mask"]
+        h = body(input_ids=batch["input_ids"], attention_mask=attn,
+                 position_ids=(attn.cumsum(-1) - 1).clamp(min=0)).last_hidden_state.float()  # (B, T, H)
+        pooled = (position_weights(attn).unsqueeze(-1) * h).sum(1)  # (B, H)
+        n = pooled.norm(dim=1)
+        if vecs is None:
+            vecs = np.zeros((len(examples), pooled.shape[1]), dtype=np.float32)
+        vecs[idx] = (pooled / n.clamp(min=1e-30).unsqueeze(1)).cpu().numpy()
+        norms[idx] = n.cpu().numpy()
+    assert vecs is not None
+    return vecs, norms
