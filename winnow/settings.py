@@ -65,8 +65,8 @@ class FeatureSettings(_Frozen):
     proj_dim: int = Field(8192, ge=8)
     sjlt_nnz: int = Field(1, ge=1, description="signed slots per coordinate (1 = CountSketch)")
     seed: int = Field(0, description="one projection seed for all checkpoints, shards and devices")
-    batch_size: int = Field(8, ge=1, description="examples per backward pass; on a GPU raise it until memory "
-                                                 "is used, on 2 CPU cores batching gains little")
+    batch_size: int = Field(0, ge=0, description="examples per backward pass; 0 = auto: 8 on CPU (batching "
+                                                 "gains little on few cores), from free memory on CUDA")
     autocast_bf16: bool = Field(False, description="bf16 autocast: faster on GPUs and AMX CPUs, but gradients are "
                                                    "only 0.956-0.9996 cosine to fp32 (measured)")
     shard_size: int = Field(64, ge=1, description="pool rows per cached, resumable unit of work")

@@ -34,7 +34,7 @@ def embedding_features(name: str, records: list[Record], *, batch_size: int, dev
     except ImportError:
         raise MissingDependencyError("sentence embeddings need: pip install sentence-transformers") from None
     model = SentenceTransformer(embedder_path(name), device=device, trust_remote_code=False)
-    raw = model.encode([example_text(r) for r in records], batch_size=batch_size, convert_to_numpy=True,
+    raw = model.encode([example_text(r) for r in records], batch_size=batch_size if batch_size > 0 else 32, convert_to_numpy=True,
                        show_progress_bar=progress, normalize_embeddings=False).astype(np.float32)
     norms = np.linalg.norm(raw, axis=1)
     return raw / norms.clip(min=1e-30)[:, None], norms

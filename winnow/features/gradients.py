@@ -48,6 +48,32 @@ class _Clock:
         self.into[phase] = self.into.get(phase, 0.0) + time.perf_counter() - t0
 
 
+CPU_BATCH = 8
+GPU_MEMORY_SHARE = 0.7  # of the free memory; the rest absorbs fragmentation and length variation
+
+
+def batch_size_from_memory(free_bytes: int, per_example_bytes: int, cap: int = 256) -> int:
+    """The largest batch whose activations fit in a share of free memory (at least 1, at most ``cap``)."""
+    return int(max(1, min(cap, GPU_MEMORY_SHARE * free_bytes // max(1, per_example_bytes))))
+
+
+def auto_batch_size(model: torch.nn.Module, examples: list[Encoded], modules: dict[str, torch.nn.Linear],
+                    pad_id: int) -> int:
+    """On CUDA, measure one backward of the longest example and size the batch from free memory."""
+    device = next(model.parameters()).device
+    if device.type != "cuda" or not examples:
+        return CPU_BATCH
+    longest = max(examples, key=lambda e: len(e.input_ids))
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    batch = {k: v.to(device) for k, v in collate([longest], pad_id).items()}
+    per_example_grads(model, batch, modules)
+    per_example = torch.cuda.max_memory_allocated(device) - base
+    free, _ = torch.cuda.mem_get_info(device)
+    return batch_size_from_memory(free, per_example)
+
+
 def gradient_features(model: torch.nn.Module, examples: list[Encoded], modules: dict[str, torch.nn.Linear],
                       projector: Projector, *, pad_id: int, batch_size: int,
                       moments: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
@@ -70,6 +96,8 @@ def gradient_features(model: torch.nn.Module, examples: list[Encoded], modules: 
                 raise ValueError(f"Adam moments for {n!r} have shape {tuple(moments[n][0].shape)}, "
                                  f"the parameter has {tuple(mod.weight.shape)}: wrong checkpoint for this model")
         moments = {n: (m.to(device), v.to(device)) for n, (m, v) in moments.items() if n in modules}
+    if batch_size <= 0:
+        batch_size = auto_batch_size(model, examples, modules, pad_id)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
     vecs = np.zeros((len(examples), projector.dim), dtype=np.float32)
     norms = np.zeros(len(examples), dtype=np.float32)

@@ -24,6 +24,7 @@ def hidden_state_features(model: torch.nn.Module, examples: list[Encoded], *, pa
                           progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """(N, H) normalised pooled states and their norms, in input order (batched by length)."""
     device = next(model.parameters()).device
+    batch_size = batch_size if batch_size > 0 else 16  # forward only: no per-example gradients to hold
     body = model.base_model  # the transformer without the LM head: no vocabulary projection needed
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
     vecs: np.ndarray | None = None

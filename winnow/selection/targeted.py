@@ -1,8 +1,10 @@
 """Targeted selection over stored features: similarity of every pool example to the query set, then a
 selector's ordering, saved with enough provenance to reproduce it.
 
-Memory: the pool's vectors as float32, C·N·d·4 bytes, plus the (M, N) similarity, M·N·4 bytes
-(N = 10⁵, M = 10³, d = 8192, C = 1: 3.3 GB + 0.4 GB).
+Pool vectors stream from LanceDB in batches and never sit in memory together. Memory ≈ the (M, N) float32
+similarity, 4·M·N bytes, + the queries, 4·C·M·d, + one batch, 4·b·d (+ the decoded fp16/int8/bit copy),
++ the selector's own state (round-robin: one candidate list per query; UOT: a few (M, N) float64 arrays).
+N = 10⁶, M = 10³: 4 GB for S; round-robin and the score-sorting selectors fit in 24 GB with room to spare.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import pyarrow.parquet as pq
 
 from winnow.selection import ALIASES, NEEDS_POOL_SIMILARITY, SELECTORS, Ordering, weighted_similarity
 from winnow.store import lance
-from winnow.store.lance import FeatureMatrix
+from winnow.store.lance import FeatureIndex
 
 
 def canonical_selector(name: str) -> str:
@@ -27,25 +29,45 @@ def canonical_selector(name: str) -> str:
 
 
 def order_pool(store_uri: str, query_table: str, pool_table: str, *, selector: str, seed: int,
-               weights: list[float] | None = None) -> tuple[Ordering, FeatureMatrix, np.ndarray]:
+               weights: list[float] | None = None) -> tuple[Ordering, FeatureIndex, np.ndarray]:
     """Ordering of the pool, the pool's features and the (M, N) similarity behind it.
 
     Checkpoint weights default to the ones stored with the pool features (LESS: epoch-average LR)."""
     db = lance.connect(store_uri)
-    query, pool = lance.read_features(db, query_table), lance.read_features(db, pool_table)
+    query, pool = lance.read_features(db, query_table), lance.feature_index(db, pool_table)
     if weights is None:
-        C = pool.vectors.shape[0]
+        C = len(pool.checkpoints)
         weights = lance.provenance_of(db, pool_table).get("checkpoint_weights") or [1.0 / C] * C
     w = np.asarray(weights, dtype=np.float32)
-    S = weighted_similarity(query.vectors, pool.vectors, w)  # (M, N)
+    S = streamed_similarity(db, pool_table, pool, query.vectors, w)  # (M, N)
     name = canonical_selector(selector)
     extra: dict[str, Any] = {}
     if name in NEEDS_POOL_SIMILARITY:
-        extra["pool_similarity"] = lambda idx: weighted_similarity(pool.vectors[:, idx], pool.vectors[:, idx], w)
+        def pool_similarity(idx: np.ndarray) -> np.ndarray:
+            vec = lance.take_features(db, pool_table, pool.row_idx[idx])  # (C, n, d)
+            return weighted_similarity(vec, vec, w)
+        extra["pool_similarity"] = pool_similarity
     return SELECTORS[name](S, seed=seed, query_groups=query.tasks, **extra), pool, S
 
 
-def save_ordering(path: str | Path, ordering: Ordering, pool: FeatureMatrix, provenance: dict[str, Any]) -> None:
+def streamed_similarity(db: Any, pool_table: str, pool: FeatureIndex, query: np.ndarray, weights: np.ndarray,
+                        batch_rows: int = 65536) -> np.ndarray:
+    """S (M, N) = Σ_c w_c Q_c P_cᵀ with pool batches streamed from the store in any order (placed by row)."""
+    position = np.full(int(pool.row_idx.max()) + 1 if len(pool.row_idx) else 0, -1, dtype=np.int64)
+    position[pool.row_idx] = np.arange(len(pool.row_idx))
+    ck_slot = {c: i for i, c in enumerate(pool.checkpoints)}
+    if query.shape[0] != len(ck_slot):
+        raise ValueError(f"query features have {query.shape[0]} checkpoints, pool features {len(ck_slot)}")
+    S = np.zeros((query.shape[1], len(pool.ids)), dtype=np.float32)
+    for rows, cks, vec in lance.iter_feature_batches(db, pool_table, batch_rows):
+        for c in np.unique(cks):
+            sel = cks == c
+            slot = ck_slot[int(c)]
+            S[:, position[rows[sel]]] += weights[slot] * (query[slot] @ vec[sel].T)
+    return S
+
+
+def save_ordering(path: str | Path, ordering: Ordering, pool: FeatureIndex, provenance: dict[str, Any]) -> None:
     """Parquet with one row per ranked example (rank, id, score, source, task) and provenance metadata."""
     idx = ordering.indices
     table = pa.table({"rank": np.arange(len(idx)), "id": [pool.ids[i] for i in idx],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -195,6 +196,59 @@ def read_features(db: Any, name: str) -> FeatureMatrix:
                                      "featurisation is unfinished")
     return FeatureMatrix(ids, first.column("row_idx").to_numpy(), first.column("source").to_pylist(),
                          first.column("task").to_pylist(), vec)
+
+
+@dataclass(frozen=True)
+class FeatureIndex:
+    """A feature table's rows without their vectors: what selection needs besides similarities."""
+
+    ids: list[str]
+    row_idx: np.ndarray  # (N,) in row order
+    sources: list[str]
+    tasks: list[str]
+    checkpoints: list[int]
+
+
+def feature_index(db: Any, name: str) -> FeatureIndex:
+    """Ids, rows, sources and tasks (vectors are not read), checked to be complete for every checkpoint."""
+    t = db.open_table(name).to_lance().to_table(columns=["id", "row_idx", "checkpoint", "source", "task"])
+    t = t.sort_by([("checkpoint", "ascending"), ("row_idx", "ascending")])
+    cks = sorted(set(t.column("checkpoint").to_pylist()))
+    first = t.filter(pa.compute.equal(t.column("checkpoint"), pa.scalar(cks[0], pa.int32())))
+    for c in cks[1:]:
+        other = t.filter(pa.compute.equal(t.column("checkpoint"), pa.scalar(c, pa.int32())))
+        if other.column("row_idx").to_pylist() != first.column("row_idx").to_pylist():
+            raise StaleArtifactError(f"table {name!r}: checkpoint {c} covers other rows than checkpoint {cks[0]}; "
+                                     "featurisation is unfinished")
+    return FeatureIndex(first.column("id").to_pylist(), first.column("row_idx").to_numpy(),
+                        first.column("source").to_pylist(), first.column("task").to_pylist(), cks)
+
+
+def iter_feature_batches(db: Any, name: str, batch_rows: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Stream (row_idx (b,), checkpoint (b,), decoded vectors (b, d) float32) in scan order: memory is one batch."""
+    tbl = db.open_table(name)
+    dim, codes = _layout(tbl)
+    for batch in tbl.to_lance().to_batches(columns=["row_idx", "checkpoint", "vector"], batch_size=batch_rows):
+        width = batch.schema.field("vector").type.list_size
+        raw = batch.column("vector").flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+        yield (batch.column("row_idx").to_numpy(), batch.column("checkpoint").to_numpy(), decode(raw, codes, dim))
+
+
+def take_features(db: Any, name: str, row_idx: np.ndarray) -> np.ndarray:
+    """Vectors (C, n, d) of the given rows, in the given order (e.g. the candidates of a KNN selector)."""
+    tbl = db.open_table(name)
+    dim, codes = _layout(tbl)
+    wanted = ",".join(str(int(r)) for r in row_idx)
+    t = tbl.to_lance().to_table(columns=["row_idx", "checkpoint", "vector"], filter=f"row_idx IN ({wanted})")
+    cks = sorted(set(t.column("checkpoint").to_pylist()))
+    pos = {int(r): i for i, r in enumerate(row_idx)}
+    width = t.schema.field("vector").type.list_size
+    raw = t.column("vector").combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, width)
+    vec = decode(raw, codes, dim)
+    out = np.zeros((len(cks), len(row_idx), dim), dtype=np.float32)
+    for r, c, v in zip(t.column("row_idx").to_numpy(), t.column("checkpoint").to_numpy(), vec):
+        out[cks.index(int(c)), pos[int(r)]] = v
+    return out
 
 
 # ------------------------------------------------------------------------------------------- markers

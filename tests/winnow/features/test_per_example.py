@@ -67,3 +67,11 @@ def test_adam_step_matches_hand_computation() -> None:
 def test_model_without_adapter_is_refused(tiny_model_path: str) -> None:
     with pytest.raises(ValueError, match="no trainable LoRA"):
         lora_modules(load_model(tiny_model_path))
+
+
+def test_batch_size_from_memory_arithmetic() -> None:
+    from winnow.features.gradients import CPU_BATCH, auto_batch_size, batch_size_from_memory
+
+    assert batch_size_from_memory(10 * 2**30, 100 * 2**20) == 71  # 0.7 × 10 GiB / 100 MiB
+    assert batch_size_from_memory(2**20, 2**30) == 1 and batch_size_from_memory(2**40, 1) == 256
+    assert auto_batch_size(torch.nn.Linear(2, 2), [], {}, 0) == CPU_BATCH  # CPU: a fixed small batch
