@@ -47,8 +47,8 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=1000)
     ap.add_argument("--k", type=int, default=100_000)
     ap.add_argument("--d", type=int, default=64, help="dimension of the random unit vectors")
-    ap.add_argument("--naive-n", type=int, default=50_000, help="pool size of the naive run")
-    ap.add_argument("--naive-k", type=int, default=2_000)
+    ap.add_argument("--naive-n", type=int, default=200_000, help="pool size of the naive run")
+    ap.add_argument("--naive-k", type=int, default=5_000)
     ap.add_argument("--other-n", type=int, default=100_000, help="pool size for UOT/KNN timings")
     ap.add_argument("--other-m", type=int, default=1000)
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "selection.json"))
@@ -77,7 +77,7 @@ def main() -> None:
     S2, P2 = similarity(rng, args.other_m, args.other_n, args.d)
     _, res["uot_seconds"] = clock(lambda: select_uot(S2))
     _, res["knn_uniform_seconds"] = clock(lambda: select_knn_uniform(S2))
-    kde, res["knn_kde_seconds"] = clock(lambda: select_knn_kde(S2, pool_similarity=lambda c: P2[c] @ P2[c].T))
+    kde, res["knn_kde_seconds"] = clock(lambda: select_knn_kde(S2, pool_similarity=lambda r, c: P2[r] @ P2[c].T))
     res["knn_K"] = kde.settings["K"]
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

@@ -61,20 +61,26 @@ def select_knn_uniform(similarity: np.ndarray, *, limit: int | None = None, seed
 
 
 def select_knn_kde(similarity: np.ndarray, *, limit: int | None = None, seed: int = 0,
-                   query_groups: Sequence[str] | None = None, pool_similarity: Callable[[np.ndarray], np.ndarray] | None = None,
-                   alpha: float = 0.01, C: float = 5.0, cap: int = 5000, sigma: float = 0.75) -> Ordering:
-    """``pool_similarity(cands) -> (n, n)``: the representation's similarities among candidate pool rows
-    (the selection runner builds it from the stored features)."""
+                   query_groups: Sequence[str] | None = None,
+                   pool_similarity: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+                   alpha: float = 0.01, C: float = 5.0, cap: int = 5000, sigma: float = 0.75,
+                   block: int = 2048) -> Ordering:
+    """``pool_similarity(rows, cols) -> (len(rows), len(cols))``: the representation's similarities among
+    pool examples (the selection runner builds it from the stored features). The kernel sums run in row
+    blocks, so memory is block × n, never n × n; time is O(n² d) for n candidates."""
     if pool_similarity is None:
         raise ValueError("knn_kde needs pool_similarity: similarities among candidate pool examples")
     M, N = similarity.shape
     idx, dist = neighbour_lists(similarity, cap)
     K = common_k(dist, alpha, C)
     cands = np.unique(idx[:, :K])
-    pp = pool_similarity(cands)
-    kernel = np.clip(1.0 - 2.0 * (1.0 - pp) / sigma**2, 0.0, None)
-    np.fill_diagonal(kernel, 0.0)
-    inv = 1.0 / (1.0 + kernel.sum(axis=1))  # (n,)
+    density = np.zeros(len(cands))
+    for s in range(0, len(cands), block):
+        rows = cands[s:s + block]
+        kernel = np.clip(1.0 - 2.0 * (1.0 - pool_similarity(rows, cands)) / sigma**2, 0.0, None)  # (b, n)
+        kernel[np.arange(len(rows)), np.arange(s, s + len(rows))] = 0.0  # not its own neighbour
+        density[s:s + len(rows)] = kernel.sum(axis=1)
+    inv = 1.0 / (1.0 + density)  # (n,)
     inv_of = dict(zip(cands.tolist(), inv.tolist()))
     mass = np.zeros(N)
     for i in range(M):

@@ -43,9 +43,14 @@ def order_pool(store_uri: str, query_table: str, pool_table: str, *, selector: s
     name = canonical_selector(selector)
     extra: dict[str, Any] = {}
     if name in NEEDS_POOL_SIMILARITY:
-        def pool_similarity(idx: np.ndarray) -> np.ndarray:
-            vec = lance.take_features(db, pool_table, pool.row_idx[idx])  # (C, n, d)
-            return weighted_similarity(vec, vec, w)
+        fetched: dict[str, np.ndarray] = {}
+
+        def pool_similarity(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+            if "cols" not in fetched:  # the candidates are fetched once, then sliced per block
+                fetched["idx"], fetched["cols"] = cols, lance.take_features(db, pool_table, pool.row_idx[cols])
+            where = np.searchsorted(fetched["idx"], rows)
+            vec = fetched["cols"]
+            return weighted_similarity(vec[:, where], vec, w)
         extra["pool_similarity"] = pool_similarity
     return SELECTORS[name](S, seed=seed, query_groups=query.tasks, **extra), pool, S
 

@@ -21,7 +21,7 @@ def _case(M: int, N: int, seed: int = 0, d: int = 8):
 
 
 def _kwargs(name: str, P: np.ndarray) -> dict:
-    return {"pool_similarity": lambda c: P[c] @ P[c].T} if name in NEEDS_POOL_SIMILARITY else {}
+    return {"pool_similarity": lambda r, c: P[r] @ P[c].T} if name in NEEDS_POOL_SIMILARITY else {}
 
 
 @pytest.mark.parametrize("name", sorted(SELECTORS))
@@ -94,7 +94,7 @@ def test_knn_kde_downweights_near_duplicates() -> None:
     P /= np.linalg.norm(P, axis=1, keepdims=True)
     S = (q @ P.T).astype(np.float32)
     uni = select_knn_uniform(S, cap=6, alpha=0.5, C=0.01)
-    kde = select_knn_kde(S, cap=6, alpha=0.5, C=0.01, pool_similarity=lambda c: P[c] @ P[c].T)
+    kde = select_knn_kde(S, cap=6, alpha=0.5, C=0.01, pool_similarity=lambda r, c: P[r] @ P[c].T)
     assert uni.settings["K"] == kde.settings["K"] == 5 or kde.indices[0] == 5
     assert kde.indices[0] == 5  # the lone point outranks each member of the clump
     with pytest.raises(ValueError, match="pool_similarity"):
