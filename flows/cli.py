@@ -44,16 +44,21 @@ def curate(
     out: Annotated[Path, typer.Option(help="run folder for report.md, metrics.json, selected.jsonl")],
     budget: Annotated[Optional[str], typer.Option(help="'5%', '0.05' (share) or '200' (examples)")] = None,
     model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id (default: SmolLM2-135M)")] = None,
+    target_metric: Annotated[Optional[str], typer.Option(help="NICE: also select for a metric: exact_match, "
+                                                              "numeric_match, code, reward-model, judge, module:fn")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Warm up, featurise (LESS gradients on Dask), select by round-robin, fine-tune selected and random
-    subsets of the same size, evaluate base / random / selected, and write the report."""
+    subsets of the same size, evaluate base / random / selected, and write the report. With --target-metric,
+    also select with NICE's policy-gradient query side and compare all three."""
     from winnow.errors import WinnowError
     from winnow.settings import load_settings
 
     env = _env()
     overrides = [*_seed_overrides(env), *(set_ or []), *_budget_override(budget), f"model.name={model or env.model}"]
+    if target_metric:
+        overrides.append(f"nice.metric={target_metric}")
     try:
         settings = load_settings(str(config) if config else None, overrides)
     except WinnowError as e:

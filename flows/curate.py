@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from tasks.data import ingest_task, validate_task
 from tasks.evaluation import evaluate_task
 from flows.featurize import run_feature_shards
+from flows.nice import run_nice
 from tasks.features import plan_features_task
 from tasks.model import prepare_model_task
 from tasks.report import report_task
@@ -59,6 +60,13 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
                                  selector=selector, budget=cfg.selection.budget, seed=cfg.selection.seed,
                                  out_dir=str(out_dir), name=name, weights=warm["weights"])
                for name, selector in (("selected", cfg.selection.selector), ("random", "random"))}
+    nice = None
+    if cfg.nice.metric:  # NICE: the same pool features, a policy-gradient query side
+        nice = run_nice(cfg, query, model_path, warm["dir"], worker_model, store_uri)
+        subsets["nice"] = select_task(store_uri, nice["table"], features["pool_table"], data["pool"]["table"],
+                                      selector=cfg.selection.selector, budget=cfg.selection.budget,
+                                      seed=cfg.selection.seed, out_dir=str(out_dir), name="nice",
+                                      weights=warm["weights"])
     logger.info("selected %d of %d examples by %s", subsets["selected"]["budget"], data["pool"]["table_rows"],
                 cfg.selection.selector)
 
@@ -77,6 +85,6 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
     settings_yaml = yaml.safe_dump({"pool": pool, "query": query, "test": test, "settings": cfg.model_dump(mode="json")},
                                    sort_keys=False)
     report = report_task(out_dir.name, str(out_dir), data, warm, features, subsets, metrics, settings_yaml,
-                         versions or {})
+                         versions or {}, nice)
     return {"report": report, "results": {k: {"exact_match": v["exact_match"], "response_loss": v["response_loss"]}
                                           for k, v in metrics.items()}, "budget": subsets["selected"]["budget"]}

@@ -20,12 +20,14 @@ def _artifact_key(name: str, what: str) -> str:
 @task(name="report")
 def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str, Any], features: dict[str, Any],
                 subsets: dict[str, dict[str, Any]], metrics: dict[str, dict[str, Any]], settings_yaml: str,
-                versions: dict[str, str]) -> str:
+                versions: dict[str, str], nice: dict[str, Any] | None = None) -> str:
     out = Path(out_dir)
     sel, rnd = subsets["selected"], subsets["random"]
     sources = source_table(sel["sources"], rnd["sources"], sel["pool_sources"])
     selection = {"budget": sel["budget"], "selector": sel["selector"],
                  "distances": {name: sub["distances"] for name, sub in subsets.items()}}
+    if nice is not None:
+        selection["nice"] = nice
     plot = plot_sources(sources, out / "subset_sources.png")
     md = render_report(name=name, data=data, warmup=warmup, features=features, selection=selection,
                        metrics=metrics, sources=sources, settings_yaml=settings_yaml, versions=versions,

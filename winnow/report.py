@@ -38,7 +38,9 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
         f"# Winnow curation report: {name}",
         "## Result\n" + markdown_table(results_table(metrics)),
         f"Selected = top {selection['budget']} of the pool by **{selection['selector']}** over LESS gradient "
-        f"features; random = a seeded random subset of the same size; base = no fine-tuning.",
+        f"features (query side: loss gradients); " + ("nice = the same selector with NICE's policy-gradient query "
+        "side; " if "nice" in selection else "") + "random = a seeded random subset of the same size; base = no "
+        "fine-tuning.",
         "## Data\n" + counts + ("\n\n**Quarantined records**\n" + q_lines + more if quarantine else ""),
         "## Warm-up\n" + f"{warmup['n_examples']} examples, {len(warmup['checkpoints'])} checkpoints; "
         f"checkpoint weights (epoch-average learning rate, normalised): {warmup['weights']}",
@@ -49,6 +51,10 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
         "\n\nd = 1 − similarity in the selection's representation; lower = closer to the target's queries.",
         "## Subset by source\n" + markdown_table(sources),
     ]
+    if "nice" in selection:
+        n = selection["nice"]
+        parts.insert(2, "## NICE rewards per query\n" + f"{n['usable']} of {len(n['queries'])} queries have a "
+                     "direction (rows 'stored: False' had none and were left out).\n\n" + markdown_table(n["queries"]))
     if plot:
         parts.append(f"![subset by source]({plot})")
     parts += ["## Reproduce\n```yaml\n" + settings_yaml + "```", "Versions: " +

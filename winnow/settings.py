@@ -84,6 +84,27 @@ class SelectionSettings(_Frozen):
     seed: int = 0
 
 
+class NiceSettings(_Frozen):
+    """NICE: the query direction is Σ_m r_m ∇log π(y_m | x) over M sampled responses (reference settings)."""
+
+    metric: str = Field("", description="'' = off; exact_match, numeric_match, code, reward-model, judge, module:fn")
+    samples: int = Field(20, ge=1, description="responses sampled per query (reference runs: 20)")
+    temperature: float = Field(1.2, gt=0)
+    top_p: float = Field(0.95, gt=0, le=1)
+    top_k: int = Field(50, ge=0)
+    max_new_tokens: int = Field(32, ge=1)
+    seed: int = 0
+    baseline: Literal["none", "mean"] = Field("none", description="none = the published estimator; mean = subtract "
+                                                                  "the M samples' mean reward (lower variance)")
+    sandbox_timeout_s: float = Field(5.0, gt=0)
+    sandbox_memory_mb: int = Field(512, ge=64)
+    reward_model: str = Field("", description="sequence-classification model dir for the reward-model metric")
+    judge_url: str = Field("", description="OpenAI-compatible endpoint for the judge metric (off when empty)")
+    judge_model: str = ""
+    judge_max_calls: int = Field(1000, ge=1, description="cost cap: calls per run")
+    judge_timeout_s: float = Field(30.0, gt=0)
+
+
 class EvalSettings(_Frozen):
     max_new_tokens: int = Field(16, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -97,6 +118,7 @@ class WinnowSettings(_Frozen):
     finetune: TrainSettings = TrainSettings(epochs=3, lr=3e-4)
     finetune_lora: LoraSettings = LoraSettings()
     eval: EvalSettings = EvalSettings()
+    nice: NiceSettings = NiceSettings()
 
 
 def settings_hash(obj: BaseModel | dict[str, Any], n: int = 12) -> str:

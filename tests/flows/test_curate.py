@@ -61,3 +61,46 @@ def test_curate_end_to_end_and_rerun_skips_everything(prefect_harness, tiny_mode
     assert dict(zip(markers.column("key").to_pylist(), markers.column("finished_at").to_pylist())) == first
     pool_tables = [t for t in db.list_tables().tables if t.startswith("grads_adam__")]
     assert len(pool_tables) == 1 and db.open_table(pool_tables[0]).count_rows() == 2 * 20
+
+
+def test_curate_with_nice_label_free_and_cached_generations(prefect_harness, tiny_model_path, data_dir, tmp_path) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect_dask import DaskTaskRunner
+
+    from flows.curate import curate
+    from winnow.settings import build_settings
+
+    # Queries without gold answers' use: a label-free user reward.
+    settings = build_settings({"model": {"name": tiny_model_path, "max_length": 64},
+                               "warmup": {"fraction": 0.5, "train": {"epochs": 2, "lr": 0.01}},
+                               "features": {"proj_dim": 128, "shard_size": 10}, "selection": {"budget": 6},
+                               "finetune": {"epochs": 1, "lr": 0.01}, "eval": {"max_new_tokens": 3},
+                               "nice": {"metric": "tests.fixtures.rewards:length", "samples": 3, "max_new_tokens": 4}})
+
+    def run():
+        runner = DaskTaskRunner(cluster_class="distributed.LocalCluster",
+                                cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True,
+                                                "host": "127.0.0.1", "dashboard_address": None})
+        return curate.with_options(task_runner=runner)(
+            pool=str(data_dir / "good" / "pool.jsonl"), query=str(data_dir / "good" / "query.jsonl"),
+            test=str(data_dir / "good" / "test.jsonl"), out=str(tmp_path / "run"),
+            settings=settings.model_dump(mode="json"), store_uri=str(tmp_path / "store"),
+            work_dir=str(tmp_path / "work"), return_state=True)
+
+    first = run()
+    result = first.result()
+    assert set(result["results"]) == {"base", "random", "selected", "nice"}
+    report = (tmp_path / "run" / "report.md").read_text()
+    assert "## NICE rewards per query" in report and "mean_reward" in report
+    second = run()
+
+    async def sample_states(flow_run_id):
+        async with get_client() as client:
+            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+            return [r.state.name for r in runs if r.name.startswith("nice-sample")]
+
+    import asyncio
+
+    states = asyncio.run(sample_states(second.state_details.flow_run_id))
+    assert states and all(s == "Cached" for s in states)

@@ -20,6 +20,7 @@ class Record:
     messages: tuple[tuple[str, str], ...]  # ((role, content), ...); the last turn is the assistant's response
     source: str
     task: str
+    tests: str | None = None  # optional code run after a response by the code reward (never in-process)
 
     @property
     def response(self) -> str:
@@ -29,7 +30,8 @@ class Record:
         return [{"role": r, "content": c} for r, c in self.messages]
 
     def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "messages": self.as_chat(), "source": self.source, "task": self.task}
+        out = {"id": self.id, "messages": self.as_chat(), "source": self.source, "task": self.task}
+        return {**out, "tests": self.tests} if self.tests else out
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +129,8 @@ def parse_record(obj: Any, *, default_source: str = "", default_task: str = "") 
         rid = str(rid)
     else:
         raise RecordError("id", f"must be a non-empty string or integer, got {rid!r}")
-    return Record(id=rid, messages=messages, source=source, task=task)
+    tests = _text(obj, "tests", required=False)
+    return Record(id=rid, messages=messages, source=source, task=task, tests=tests)
 
 
 def dedupe(result: LoadResult) -> LoadResult:

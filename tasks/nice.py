@@ -1,0 +1,46 @@
+"""NICE tasks: sample and score in query chunks (Dask-parallel, cached), then write the query directions.
+
+Samples and rewards are cached by Prefect on their inputs — model, adapter digest, query-file digest,
+sampling settings, seed — so changing the selector or the budget never re-samples."""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import task
+
+from tasks import CACHED
+from winnow.data.loaders import load_records
+from winnow.nice.pipeline import nice_features, reward_for, sample, score
+from winnow.settings import FeatureSettings, ModelSettings, NiceSettings, settings_hash
+from winnow.store import lance
+from winnow.training.checkpoints import Checkpoint
+
+
+@task(name="nice-sample", cache_policy=CACHED, persist_result=True, retries=1,
+      task_run_name="nice-sample[{start}:{end}]")
+def nice_sample_task(model_path: str, checkpoint: Checkpoint, adapter_digest: str, query_spec: str, query_digest: str,
+                     nice: NiceSettings, model: ModelSettings, start: int, end: int) -> list[list[str]]:
+    records = load_records(query_spec).records[start:end]
+    return sample(model_path, checkpoint, records, nice, model, progress=False)
+
+
+@task(name="nice-reward", cache_policy=CACHED, persist_result=True, retries=1,
+      task_run_name="nice-reward[{start}:{end}]")
+def nice_reward_task(query_spec: str, query_digest: str, samples: list[list[str]], nice: NiceSettings,
+                     start: int, end: int) -> list[list[float]]:
+    return score(load_records(query_spec).records[start:end], samples, reward_for(nice))
+
+
+@task(name="nice-features", retries=1)
+def nice_features_task(store_uri: str, model_path: str, checkpoints: list[Checkpoint], adapter_digest: str,
+                       query_spec: str, query_digest: str, samples: list[list[str]], rewards: list[list[float]],
+                       features: FeatureSettings, model: ModelSettings, nice: NiceSettings) -> dict[str, Any]:
+    prov = {"representation": "nice", "metric": nice.metric, "nice": nice.model_dump(), "model": model_path,
+            "adapters": adapter_digest, "queries": query_digest, "checkpoints": [c.epoch for c in checkpoints],
+            "checkpoint_weights": [round(c.weight, 8) for c in checkpoints], "projector": features.projector,
+            "proj_dim": features.proj_dim, "sjlt_nnz": features.sjlt_nnz, "proj_seed": features.seed,
+            "max_length": model.max_length}
+    table = f"nice__{settings_hash(prov)}"
+    lance.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov, codes=features.codes)
+    return nice_features(store_uri, table, model_path, checkpoints, load_records(query_spec).records, samples,
+                         rewards, features=features, model=model, nice=nice)

@@ -1,0 +1,79 @@
+"""Rewards: label-based and label-free, a user function, a judge over HTTP with a call cap, code in the sandbox."""
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from winnow.data.records import parse_record
+from winnow.errors import ConfigError
+from winnow.nice.rewards import JudgeSettings, make_reward
+
+
+def _rec(response: str = "Paris", **kw):
+    return parse_record({"prompt": "capital of France?", "response": response, "source": "s", "task": "t", **kw})
+
+
+def test_exact_and_numeric_match() -> None:
+    assert make_reward("exact_match")(_rec(), " paris. ") == 1.0
+    assert make_reward("exact_match")(_rec(), "Lyon") == 0.0
+    assert make_reward("numeric_match")(_rec("42"), "The answer is 42.0") == 1.0
+    assert make_reward("numeric_match")(_rec("42"), "41") == 0.0
+
+
+def test_user_function_gets_no_label_dependence(monkeypatch) -> None:
+    import types, sys
+
+    mod = types.ModuleType("my_rewards")
+    mod.length_reward = lambda prompt, response, label: float(len(response))
+    monkeypatch.setitem(sys.modules, "my_rewards", mod)
+    r = make_reward("my_rewards:length_reward")
+    assert not r.needs_label and r(_rec(), "abc") == 3.0
+    with pytest.raises(ConfigError, match="cannot load"):
+        make_reward("my_rewards:nope")
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
+def test_code_reward_runs_tests_in_the_sandbox_and_needs_no_label() -> None:
+    rec = parse_record({"prompt": "write add(a, b)", "response": "x", "source": "s", "task": "code",
+                        "tests": "assert add(2, 3) == 5"})
+    r = make_reward("code")
+    assert not r.needs_label
+    assert r(rec, "```python\ndef add(a, b):\n    return a + b\n```") == 1.0
+    assert r(rec, "def add(a, b):\n    return a - b") == 0.0
+    assert r(rec, "import os\nos.system('rm -rf ~')\ndef add(a, b): return a + b") == 1.0  # contained
+
+
+def test_judge_over_loopback_http_with_cap() -> None:
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            seen.append(body)
+            out = json.dumps({"choices": [{"message": {"content": "7"}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *a):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        judge = make_reward("judge", judge=JudgeSettings(f"http://127.0.0.1:{server.server_port}/v1", "m",
+                                                         max_calls=2, timeout_s=5))
+        assert judge(_rec(), "Paris") == pytest.approx(0.7) and judge(_rec(), "x") == pytest.approx(0.7)
+        with pytest.raises(ConfigError, match="cap of 2 calls"):
+            judge(_rec(), "again")
+        assert seen[0]["model"] == "m" and "Paris" in seen[0]["messages"][1]["content"]
+    finally:
+        server.shutdown()
+    with pytest.raises(ConfigError, match="off by default"):
+        make_reward("judge")

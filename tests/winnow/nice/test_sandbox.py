@@ -1,0 +1,50 @@
+"""The sandbox: no network, time and memory limits, no writes outside its directory, process tree killed."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from winnow.nice.sandbox import SandboxLimits, run_python
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
+
+
+def test_ordinary_code_runs() -> None:
+    r = run_python("print(sum(range(10)))")
+    assert r.passed and r.stdout.strip() == "45"
+
+
+def test_network_is_blocked() -> None:
+    r = run_python("import socket; socket.create_connection(('127.0.0.1', 22), timeout=2)")
+    assert not r.passed and ("unreachable" in r.stderr or "refused" in r.stderr)
+
+
+def test_infinite_loop_is_killed_at_the_timeout() -> None:
+    t0 = time.time()
+    r = run_python("while True: pass", limits=SandboxLimits(timeout_s=1.5))
+    assert r.timed_out and not r.passed and time.time() - t0 < 5
+
+
+def test_fork_bomb_is_contained_and_nothing_survives() -> None:
+    code = "import os, time\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(60)\n"
+    t0 = time.time()
+    r = run_python(code, limits=SandboxLimits(timeout_s=2, max_procs=16))
+    assert not r.passed and time.time() - t0 < 6
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", "winnow-sandbox-"], capture_output=True, text=True).stdout.split()
+    assert not left, f"sandbox processes survived: {left}"
+
+
+def test_memory_limit() -> None:
+    r = run_python("x = bytearray(1 << 31)", limits=SandboxLimits(memory_mb=256))
+    assert not r.passed and "MemoryError" in r.stderr
+
+
+def test_cannot_write_outside_its_directory(tmp_path) -> None:
+    target = tmp_path / "escape.txt"
+    r = run_python(f"open({str(target)!r}, 'w').write('x')\n")
+    assert not r.passed and not target.exists()
+    assert run_python("open('inside.txt', 'w').write('x'); print(open('inside.txt').read())").stdout.strip() == "x"

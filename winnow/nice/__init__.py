@@ -1,0 +1,1 @@
+"""NICE: target a non-differentiable metric with the policy gradient of the metric as the query direction."""

@@ -1,0 +1,81 @@
+"""NICE end to end over the store: sample from the warm-up model, score, and write query directions as a
+feature table shaped like the gradient tables (same projection, one row per query per checkpoint), so every
+selector works on it unchanged."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from winnow.data.formatting import encode
+from winnow.data.records import Record
+from winnow.features.per_example import lora_modules
+from winnow.features.projection import Projector
+from winnow.models.loading import load_model, load_tokenizer, set_threads
+from winnow.models.lora import load_adapter
+from winnow.nice.policy_gradient import policy_gradient_directions
+from winnow.nice.rewards import JudgeSettings, Reward, make_reward
+from winnow.nice.sampling import sample_responses
+from winnow.nice.sandbox import SandboxLimits
+from winnow.settings import FeatureSettings, ModelSettings, NiceSettings
+from winnow.store import lance
+from winnow.training.checkpoints import Checkpoint
+
+
+def reward_for(nice: NiceSettings, device: str = "cpu") -> Reward:
+    return make_reward(nice.metric, limits=SandboxLimits(timeout_s=nice.sandbox_timeout_s,
+                                                         memory_mb=nice.sandbox_memory_mb),
+                       reward_model=nice.reward_model, device=device,
+                       judge=JudgeSettings(nice.judge_url, nice.judge_model, max_calls=nice.judge_max_calls,
+                                           timeout_s=nice.judge_timeout_s) if nice.judge_url else None)
+
+
+def sample(model_path: str, checkpoint: Checkpoint, records: list[Record], nice: NiceSettings,
+           model: ModelSettings, progress: bool = True) -> list[list[str]]:
+    """M responses per query from the warmed-up model (the checkpoint's adapter on a clean base)."""
+    set_threads(model.num_threads)
+    tok = load_tokenizer(model_path, trust_remote_code=model.trust_remote_code)
+    net = load_adapter(load_model(model_path, device=model.device, dtype=model.dtype,
+                                  trust_remote_code=model.trust_remote_code), checkpoint.adapter_dir)
+    return sample_responses(net, tok, records, nice, max_length=model.max_length, progress=progress)
+
+
+def score(records: list[Record], samples: list[list[str]], reward: Reward) -> list[list[float]]:
+    if reward.needs_label and any(not r.response.strip() for r in records):
+        raise ValueError(f"the {reward.name} reward needs a gold response on every query")
+    return [[reward(rec, y) for y in ys] for rec, ys in zip(records, samples)]
+
+
+def as_sample_records(rec: Record, responses: list[str]) -> list[Record]:
+    """The query with its gold answer replaced by each sampled response (what log π is taken of)."""
+    return [Record(f"{rec.id}#{m}", rec.messages[:-1] + (("assistant", y),), rec.source, rec.task)
+            for m, y in enumerate(responses)]
+
+
+def nice_features(store_uri: str, table: str, model_path: str, checkpoints: list[Checkpoint],
+                  records: list[Record], samples: list[list[str]], rewards: list[list[float]], *,
+                  features: FeatureSettings, model: ModelSettings, nice: NiceSettings) -> dict[str, Any]:
+    """Write each usable query's direction at every checkpoint; return per-query reward statistics."""
+    set_threads(model.num_threads)
+    tok = load_tokenizer(model_path, trust_remote_code=model.trust_remote_code)
+    enc = [[encode(tok, s, model.max_length) for s in as_sample_records(rec, ys)] for rec, ys in zip(records, samples)]
+    projector = Projector(features.projector, features.proj_dim, features.seed, features.sjlt_nnz)
+    per_ck = []
+    for ck in checkpoints:
+        base = load_model(model_path, device=model.device, dtype=model.dtype, trust_remote_code=model.trust_remote_code)
+        net = load_adapter(base, ck.adapter_dir, trainable=True).eval()
+        per_ck.append(policy_gradient_directions(net, lora_modules(net), projector, enc, rewards, pad_id=tok.pad_token_id,
+                                                 baseline=nice.baseline, batch_size=features.batch_size or 8))
+    usable = [i for i in range(len(records)) if all(d[i].vector is not None for d in per_ck)]
+    db = lance.connect(store_uri)
+    for c, dirs in enumerate(per_ck):
+        if usable:
+            lance.write_features(db, table, records=[records[i] for i in usable], row_idx=usable, checkpoint=c,
+                                 vectors=np.stack([dirs[i].vector for i in usable]),
+                                 norms=np.array([dirs[i].norm for i in usable]), n_tokens=[0] * len(usable))
+    first = per_ck[0]
+    return {"queries": [{"id": records[i].id, "mean_reward": round(first[i].mean_reward, 4),
+                         "nonzero_share": round(first[i].nonzero_share, 4), "stored": i in usable,
+                         "reason": next((d[i].reason for d in per_ck if d[i].vector is None), "")}
+                        for i in range(len(records))],
+            "usable": len(usable), "table": table}

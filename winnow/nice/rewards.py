@@ -1,0 +1,143 @@
+"""Rewards for NICE: one small interface, ``reward(record, response) -> float``.
+
+- ``exact_match`` / ``numeric_match``: against the record's gold response (needs a label);
+- ``code``: the response, then the record's ``tests`` (asserts), run in the sandbox: 1 if they pass;
+- ``reward-model``: a local Hugging Face sequence-classification model directory scores prompt + response;
+- ``module:function``: a user function ``fn(prompt: str, response: str, label: str | None) -> float``;
+- ``judge``: an LLM judge over an OpenAI-compatible HTTP endpoint, off unless configured, with a call cap.
+Label-free rewards (code, reward model, user function, judge) never read the gold response.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from winnow.data.records import Record
+from winnow.errors import ConfigError
+from winnow.evaluation.metrics import exact_match
+from winnow.nice.sandbox import SandboxLimits, run_python
+
+RewardFn = Callable[[Record, str], float]
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE]-?\d+)?")
+
+
+@dataclass
+class Reward:
+    name: str
+    fn: RewardFn
+    needs_label: bool
+
+    def __call__(self, record: Record, response: str) -> float:
+        return float(self.fn(record, response))
+
+
+def _exact(record: Record, response: str) -> float:
+    return 1.0 if exact_match(response, record.response) else 0.0
+
+
+def _numeric(record: Record, response: str, tol: float = 1e-6) -> float:
+    got, want = _NUMBER.search(response), _NUMBER.search(record.response)
+    if not got or not want:
+        return 0.0
+    a, b = float(got.group()), float(want.group())
+    return 1.0 if math.isclose(a, b, rel_tol=tol, abs_tol=tol) else 0.0
+
+
+def _code(limits: SandboxLimits) -> RewardFn:
+    def fn(record: Record, response: str) -> float:
+        if not record.tests:
+            raise ConfigError(f"record {record.id!r}: the code reward needs a 'tests' field (asserts to run)")
+        code = _strip_fences(response) + "\n\n" + record.tests + "\n"
+        return 1.0 if run_python(code, limits=limits).passed else 0.0
+    return fn
+
+
+def _strip_fences(text: str) -> str:
+    m = re.search(r"```(?:python)?\n(.*?)```", text, re.S)
+    return m.group(1) if m else text
+
+
+def _user_function(spec: str) -> RewardFn:
+    module, _, name = spec.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ConfigError(f"nice.metric: cannot load {spec!r} ({e})") from None
+
+    def call(record: Record, response: str) -> float:
+        prompt = "\n".join(c for r, c in record.messages[:-1])
+        return float(fn(prompt, response, record.response))
+    return call
+
+
+def _reward_model(path: str, device: str) -> RewardFn:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, use_safetensors=True).to(device).eval()
+
+    @torch.no_grad()
+    def fn(record: Record, response: str) -> float:
+        prompt = "\n".join(c for r, c in record.messages[:-1])
+        enc = tok(prompt, response, return_tensors="pt", truncation=True, max_length=512).to(device)
+        logits = model(**enc).logits[0]
+        return float(logits[-1] if logits.numel() > 1 else logits[0])
+    return fn
+
+
+@dataclass
+class JudgeSettings:
+    url: str
+    model: str
+    api_key: str = ""
+    max_calls: int = 1000
+    timeout_s: float = 30.0
+    calls: int = field(default=0, init=False)
+
+
+def _judge(cfg: JudgeSettings) -> RewardFn:
+    import httpx
+
+    def fn(record: Record, response: str) -> float:
+        if cfg.calls >= cfg.max_calls:
+            raise ConfigError(f"nice.judge_max_calls: the judge's cap of {cfg.max_calls} calls is reached")
+        cfg.calls += 1
+        prompt = "\n".join(c for r, c in record.messages[:-1])
+        body = {"model": cfg.model, "temperature": 0, "messages": [
+            {"role": "system", "content": "Rate how well the answer serves the request, from 0 to 10. "
+                                          "Reply with the number only."},
+            {"role": "user", "content": f"Request:\n{prompt}\n\nAnswer:\n{response}"}]}
+        headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
+        r = httpx.post(cfg.url.rstrip("/") + "/chat/completions", json=body, headers=headers, timeout=cfg.timeout_s)
+        r.raise_for_status()
+        m = _NUMBER.search(r.json()["choices"][0]["message"]["content"])
+        return min(10.0, max(0.0, float(m.group()))) / 10 if m else 0.0
+    return fn
+
+
+def make_reward(metric: str, *, limits: SandboxLimits = SandboxLimits(), reward_model: str = "",
+                judge: JudgeSettings | None = None, device: str = "cpu") -> Reward:
+    """Build the reward a ``--target-metric`` names."""
+    if metric == "exact_match":
+        return Reward(metric, _exact, True)
+    if metric == "numeric_match":
+        return Reward(metric, _numeric, True)
+    if metric == "code":
+        return Reward(metric, _code(limits), False)
+    if metric == "reward-model":
+        if not reward_model:
+            raise ConfigError("nice.reward_model: the reward-model metric needs a model directory")
+        return Reward(metric, _reward_model(reward_model, device), False)
+    if metric == "judge":
+        if judge is None or not judge.url:
+            raise ConfigError("nice.judge_url: the judge metric needs an OpenAI-compatible endpoint (off by default)")
+        return Reward(metric, _judge(judge), False)
+    if ":" in metric:
+        return Reward(metric, _user_function(metric), False)
+    raise ConfigError(f"nice.metric: unknown metric {metric!r} (exact_match, numeric_match, code, reward-model, "
+                      "judge, or module:function)")
