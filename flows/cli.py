@@ -64,8 +64,12 @@ def curate(
     except WinnowError as e:
         _fail(e)
     from flows.curate import curate as curate_flow
-    from flows.runtime import task_runner, versions
+    from flows.runtime import preflight, task_runner, versions
 
+    try:
+        preflight(env)
+    except WinnowError as e:
+        _fail(e)
     t0 = time.time()
     try:
         result = curate_flow.with_options(task_runner=task_runner(env))(
@@ -126,7 +130,12 @@ def compare(
     except (WinnowError, KeyError) as e:
         _fail(e)
     from flows.compare import compare as compare_flow
-    from flows.runtime import task_runner
+    from flows.runtime import preflight, task_runner
+
+    try:
+        preflight(env)
+    except WinnowError as e:
+        _fail(e)
 
     rows = compare_flow.with_options(task_runner=task_runner(env))(
         pool=pool, query=query, out=str(out), settings=settings.model_dump(mode="json"), store_uri=env.store_uri,

@@ -44,6 +44,30 @@ def task_runner(env: EnvSettings) -> DaskTaskRunner:
                                           "dashboard_address": "127.0.0.1:0"})
 
 
+def preflight(env: EnvSettings, timeout_s: float = 5.0) -> None:
+    """Fail fast, naming the setting, when a configured Prefect server or Dask scheduler is unreachable
+    (otherwise the first flow run would hang in retries and fail with a transport error)."""
+    from winnow.errors import ConfigError
+
+    if env.prefect_api_url:
+        import httpx
+
+        url = env.prefect_api_url.rstrip("/") + "/health"
+        try:
+            httpx.get(url, timeout=timeout_s).raise_for_status()
+        except httpx.HTTPError as e:
+            raise ConfigError(f"PREFECT_API_URL: no Prefect server answers at {env.prefect_api_url} ({e.__class__.__name__}: "
+                              f"{e}); start one with `prefect server start` or unset it to run embedded") from None
+    if env.dask_scheduler_address:
+        from distributed import Client
+
+        try:
+            Client(env.dask_scheduler_address, timeout=timeout_s).close()
+        except (OSError, TimeoutError) as e:
+            raise ConfigError(f"DASK_SCHEDULER_ADDRESS: no Dask scheduler answers at {env.dask_scheduler_address} "
+                              f"({e.__class__.__name__}); unset it to use a local cluster") from None
+
+
 def versions() -> dict[str, str]:
     out = {}
     for pkg in ("winnow", "torch", "transformers", "peft", "prefect", "dask", "lancedb"):

