@@ -12,29 +12,17 @@ def test_one_and_two_workers_give_identical_features(prefect_harness, tiny_model
     from prefect_dask import DaskTaskRunner
 
     from flows.featurize import run_feature_shards
-    from winnow.data.formatting import encode
+    from tests.fixtures.jobs import gradient_job, warm_checkpoints
     from winnow.data.loaders import load_records
-    from winnow.features.shards import FeatureJob, plan_ranges
-    from winnow.models.loading import load_model, load_tokenizer
-    from winnow.settings import FeatureSettings, LoraSettings, ModelSettings, TrainSettings
+    from winnow.features.shards import plan_ranges
     from winnow.store import lance
-    from winnow.training.checkpoints import read_checkpoints
-    from winnow.training.trainer import train_lora
 
     recs = load_records(data_dir / "good" / "pool.jsonl").records
-    tok = load_tokenizer(tiny_model_path)
-    train_lora(load_model(tiny_model_path), [encode(tok, r, 64) for r in recs[:8]], pad_id=tok.pad_token_id,
-               train=TrainSettings(epochs=2, lr=1e-2), lora=LoraSettings(r=4, alpha=8), out_dir=tmp_path / "warm",
-               progress=False)
-    cks = tuple(read_checkpoints(tmp_path / "warm"))
+    cks = warm_checkpoints(tiny_model_path, recs, tmp_path / "warm")
     vectors = []
     for workers in (1, 2):
         uri = str(tmp_path / f"store{workers}")
-        db = lance.connect(uri)
-        lance.write_records(db, "pool", recs)
-        lance.create_feature_table(db, "f", 128, {"workers-test": 1})
-        job = FeatureJob(uri, "pool", "f", tiny_model_path, FeatureSettings(proj_dim=128, shard_size=5, batch_size=3),
-                         ModelSettings(max_length=64), "gradients", cks, "adam")
+        job = gradient_job(uri, tiny_model_path, recs, cks, dim=128, shard_size=5, batch_size=3)
         runner = DaskTaskRunner(cluster_class="distributed.LocalCluster",
                                 cluster_kwargs={"n_workers": workers, "threads_per_worker": 1, "processes": True,
                                                 "host": "127.0.0.1", "dashboard_address": None})
@@ -44,5 +32,5 @@ def test_one_and_two_workers_give_identical_features(prefect_harness, tiny_model
             return run_feature_shards([{"job": job, "ranges": plan_ranges(len(recs), 5)}])
 
         assert featurise() == {"shards": 4, "computed": 4, "skipped": 0}
-        vectors.append(lance.read_features(db, "f").vectors)
+        vectors.append(lance.read_features(lance.connect(uri), "f").vectors)
     np.testing.assert_array_equal(vectors[0], vectors[1])

@@ -5,14 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from winnow.data.formatting import encode
+from tests.fixtures.jobs import warm_checkpoints
 from winnow.data.loaders import load_records
 from winnow.features.shards import FeatureJob, featurize_range, plan_ranges
-from winnow.models.loading import load_model, load_tokenizer
-from winnow.settings import FeatureSettings, LoraSettings, ModelSettings, TrainSettings
+from winnow.settings import FeatureSettings, ModelSettings
 from winnow.store import lance
-from winnow.training.checkpoints import read_checkpoints
-from winnow.training.trainer import train_lora
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +18,7 @@ def setup(tiny_model_path: str, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("shards")
     recs = load_records(Path(__file__).parents[2] / "data" / "good" / "pool.jsonl").records
-    tok = load_tokenizer(tiny_model_path)
-    train_lora(load_model(tiny_model_path), [encode(tok, r, 64) for r in recs[:8]], pad_id=tok.pad_token_id,
-               train=TrainSettings(epochs=2, lr=1e-2), lora=LoraSettings(r=4, alpha=8), out_dir=root / "warm",
-               progress=False)
-    return root, recs, tuple(read_checkpoints(root / "warm")), tiny_model_path
+    return root, recs, warm_checkpoints(tiny_model_path, recs, root / "warm"), tiny_model_path
 
 
 def _job(root, cks, model_path, table="f") -> FeatureJob:
