@@ -127,7 +127,7 @@ def compare(
                                  [*_seed_overrides(env), *(set_ or []), *_budget_override(budget),
                                   f"model.name={model or env.model}"])
         sels = [canonical_selector(s) for s in selector] if selector else None
-    except (WinnowError, KeyError) as e:
+    except WinnowError as e:
         _fail(e)
     from flows.compare import compare as compare_flow
     from flows.runtime import preflight, task_runner
@@ -176,7 +176,7 @@ def select(
         name = canonical_selector(selector)
         ordering, pool, S = order_pool(env.store_uri, query_features, pool_features, selector=name, seed=seed)
         k = len(pool.ids) if name == "all" else resolve_budget(share, len(pool.ids))
-    except (WinnowError, KeyError, ValueError) as e:
+    except (WinnowError, ValueError) as e:
         _fail(e)
     db = lance.connect(env.store_uri)
     records_table = lance.provenance_of(db, pool_features)["records"]

@@ -9,6 +9,7 @@ There is no unsandboxed fallback: without bubblewrap, code rewards are an error.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import shutil
@@ -94,9 +95,7 @@ def run_python(code: str, *, limits: SandboxLimits = SandboxLimits(), stdin: str
             out, err = proc.communicate(stdin, timeout=limits.timeout_s)
             return SandboxResult(proc.returncode, out[-10_000:], err[-10_000:], False)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):  # it may have ended on its own meanwhile
                 os.killpg(proc.pid, signal.SIGKILL)  # the session: bwrap and, through its PID namespace, all
-            except ProcessLookupError:
-                pass
             out, err = proc.communicate()
             return SandboxResult(None, out[-10_000:], err[-10_000:], True)

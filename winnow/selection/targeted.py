@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from winnow.errors import ConfigError
 from winnow.selection import ALIASES, NEEDS_POOL_SIMILARITY, SELECTORS, Ordering, weighted_similarity
 from winnow.store import lance
 from winnow.store.lance import FeatureIndex
@@ -24,7 +25,8 @@ from winnow.store.lance import FeatureIndex
 def canonical_selector(name: str) -> str:
     name = ALIASES.get(name, name)
     if name not in SELECTORS:
-        raise KeyError(f"unknown selector {name!r}; choose from {sorted(SELECTORS)} or {sorted(ALIASES)}")
+        raise ConfigError(f"selection.selector: unknown selector {name!r}; choose from {sorted(SELECTORS)} "
+                          f"or {sorted(ALIASES)}")
     return name
 
 

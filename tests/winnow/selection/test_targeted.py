@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from winnow.data.records import parse_record
+from winnow.errors import ConfigError
 from winnow.selection import weighted_similarity
 from winnow.selection.targeted import order_pool, streamed_similarity
 from winnow.store import lance
@@ -49,5 +50,5 @@ def test_order_pool_uses_stored_checkpoint_weights_and_kde_candidates(tmp_path) 
     assert pool.ids == p.ids and sorted(ordering.indices.tolist()) == list(range(40))
     kde, _, _ = order_pool(str(tmp_path), "query", "pool", selector="knn-kde", seed=0)
     assert sorted(kde.indices.tolist()) == list(range(40))
-    with pytest.raises(KeyError, match="unknown selector"):
+    with pytest.raises(ConfigError, match="selection.selector: unknown selector 'best'"):
         order_pool(str(tmp_path), "query", "pool", selector="best", seed=0)
