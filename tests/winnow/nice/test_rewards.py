@@ -77,3 +77,20 @@ def test_judge_over_loopback_http_with_cap() -> None:
         server.shutdown()
     with pytest.raises(ConfigError, match="off by default"):
         make_reward("judge")
+
+
+def test_reward_model_scores_prompt_and_response(tiny_model_path, tmp_path) -> None:
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    cfg = LlamaConfig.from_pretrained(tiny_model_path, num_labels=1)
+    torch.manual_seed(0)
+    LlamaForSequenceClassification(cfg).save_pretrained(tmp_path / "rm", safe_serialization=True)
+    tok.save_pretrained(tmp_path / "rm")
+    r = make_reward("reward-model", reward_model=str(tmp_path / "rm"))
+    assert not r.needs_label
+    a, b = r(_rec(), "paris"), r(_rec(), "the quick brown fox jumps")
+    assert isinstance(a, float) and a == r(_rec(), "paris") and a != b  # deterministic, response-dependent
+    with pytest.raises(ConfigError, match="needs a model directory"):
+        make_reward("reward-model")
