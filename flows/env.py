@@ -36,6 +36,11 @@ class EnvSettings(BaseSettings):
         return self.lancedb_uri or str((self.home / "lancedb").resolve())
 
     @property
+    def optuna_path(self) -> str:
+        """An RDB URL, a journal file (*.log) or a SQLite file path (default <home>/optuna.db)."""
+        return self.optuna_storage or str((self.home / "optuna.db").resolve())
+
+    @property
     def model_cache(self) -> Path:
         return (self.home / "models").resolve()
 

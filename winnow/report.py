@@ -82,3 +82,50 @@ def plot_sources(rows: list[dict[str, Any]], path: str | Path) -> str:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def plot_affinity(S: list[list[float]], names: list[str], path: str | Path) -> str:
+    """Heat-map of the task-affinity matrix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(0.35 * len(names) + 2.5, 0.35 * len(names) + 2))
+    im = ax.imshow(S, cmap="viridis")
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="affinity")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+def plot_trials(trials: list[dict[str, Any]], names: list[str], path: str | Path) -> str:
+    """Proportions of each trial (stacked bars) and the best score so far (line)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
+    x = np.arange(len(trials))
+    bottom = np.zeros(len(trials))
+    for d in names:
+        vals = np.array([t[d] for t in trials])
+        a1.bar(x, vals, bottom=bottom, label=d)
+        bottom += vals
+    a1.set_ylabel("proportion")
+    a1.legend(fontsize=6, ncol=4, loc="upper right")
+    best = np.maximum.accumulate([t["score"] for t in trials])
+    a2.plot(x, [t["score"] for t in trials], "o", label="trial")
+    a2.plot(x, best, "-", label="best so far")
+    a2.set_xticks(x, [f"{t['trial']}\n{t['start']}" for t in trials], fontsize=6)
+    a2.set_ylabel("score")
+    a2.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

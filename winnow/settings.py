@@ -105,6 +105,26 @@ class NiceSettings(_Frozen):
     judge_timeout_s: float = Field(30.0, gt=0)
 
 
+class MixtureSettings(_Frozen):
+    """How much of each domain: TaskPGM in closed form, then DUET's search from target feedback."""
+
+    domain_key: Literal["source", "task"] = "source"
+    holdout: float = Field(0.3, gt=0, lt=1, description="share of each domain held out to measure affinities")
+    budget: float = Field(0.1, gt=0, description="<= 1: share of the pool; > 1: number of examples")
+    floor: float = Field(0.05, ge=0, lt=1, description="shares under it are zeroed, the rest renormalised")
+    sampler: Literal["gp", "tpe"] = "gp"
+    trials: int = Field(8, ge=1, description="DUET trials after the warm starts (uniform, size, TaskPGM)")
+    affinity: Literal["llr", "js"] = Field("llr", description="log-likelihood ratio or Jensen-Shannon of proxies")
+    beta: float = 0.25
+    lam: float = 1.25
+    ridge: float = Field(1e-6, gt=0, description="makes the affinity strictly positive definite")
+    within: Literal["random", "influence"] = Field("random", description="how a domain's share is filled")
+    score: Literal["exact_match", "neg_loss"] = Field("exact_match", description="what the target evaluator returns")
+    proxy: TrainSettings = TrainSettings(epochs=2, lr=1e-3)
+    feedback_timeout_s: float = Field(86400.0, gt=0, description="external feedback: how long a trial waits")
+    seed: int = 0
+
+
 class EvalSettings(_Frozen):
     max_new_tokens: int = Field(16, ge=1)
     batch_size: int = Field(8, ge=1)
@@ -119,6 +139,7 @@ class WinnowSettings(_Frozen):
     finetune_lora: LoraSettings = LoraSettings()
     eval: EvalSettings = EvalSettings()
     nice: NiceSettings = NiceSettings()
+    mixture: MixtureSettings = MixtureSettings()
 
 
 def settings_hash(obj: BaseModel | dict[str, Any], n: int = 12) -> str:

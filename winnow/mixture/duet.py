@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import time
+
 import numpy as np
 import optuna
 
@@ -26,6 +28,12 @@ class Proposal:
     trial: int
     raw: list[float]  # the simplex point before the floor
     proportions: list[float]  # after the floor, renormalised: what to train on
+
+
+def post_feedback(storage: str, study_name: str, trial: int, score: float) -> None:
+    """Tell a trial's score from outside the flow (a user rating, a benchmark run elsewhere)."""
+    study = optuna.load_study(study_name=study_name, storage=storage_for(storage))
+    study.tell(trial, float(score))
 
 
 def storage_for(url: str) -> optuna.storages.BaseStorage | str:
@@ -77,6 +85,16 @@ class Duet:
     def observe(self, trial: int, score: float) -> None:
         """Tell a trial's score (a benchmark number or a user rating)."""
         self.study.tell(trial, float(score))
+
+    def wait(self, trial: int, timeout_s: float, poll_s: float = 2.0) -> float:
+        """Block until someone tells ``trial``'s score (``winnow feedback``), then return it."""
+        deadline = time.time() + timeout_s
+        while time.time() < deadline:
+            t = self.study.get_trials(deepcopy=False)[trial]
+            if t.state == optuna.trial.TrialState.COMPLETE:
+                return float(t.value)
+            time.sleep(poll_s)
+        raise TimeoutError(f"no score for trial {trial} of study {self.study.study_name!r} after {timeout_s:.0f} s")
 
     def best(self) -> tuple[list[float], float]:
         t = self.study.best_trial

@@ -1,0 +1,117 @@
+"""Mixture search: TaskPGM proportions from proxy affinities, then DUET trials driven by target feedback."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+
+from tasks.data import ingest_task
+from tasks.evaluation import evaluate_task
+from tasks.mixture import (build_mixture_task, distributions_task, loglik_row_task, split_domains_task,
+                           taskpgm_task)
+from tasks.model import prepare_model_task
+from tasks.training import finetune_task
+from winnow.data.ingest import table_name_for
+from winnow.hashing import file_digest, text_digest
+from winnow.mixture.duet import Duet
+from winnow.report import markdown_table, plot_affinity, plot_trials
+from winnow.selection import resolve_budget
+from winnow.settings import WinnowSettings, settings_hash
+
+
+@flow(name="duet-trial", log_prints=True)
+def duet_trial(trial: int, label: str, proportions: list[float], domains: dict[str, Any], budget: int,
+               model_path: str, test: str, settings: dict[str, Any], work_dir: str, feedback: str,
+               storage: str, study: str) -> float:
+    """One round: build the mixture, fine-tune a fresh adapter on a clean base, and score it on the target."""
+    cfg = WinnowSettings.model_validate(settings)
+    logger = get_run_logger()
+    trial_dir = Path(work_dir) / "mixture" / study / f"trial-{trial}"
+    sub = build_mixture_task(domains["train"], proportions, budget, cfg.mixture.seed, str(trial_dir / "subset.jsonl"))
+    run_dir = Path(work_dir) / "finetune" / settings_hash({"ids": sub["digest"], "train": cfg.finetune.model_dump(),
+                                                           "lora": cfg.finetune_lora.model_dump(), "model": model_path})
+    adapter = finetune_task(sub["path"], sub["digest"], model_path, cfg.model, cfg.finetune, cfg.finetune_lora,
+                            str(run_dir))
+    if feedback == "external":
+        create_markdown_artifact(key=f"{study}-trial-{trial}".lower().replace("_", "-")[:100], markdown=(
+            f"# Trial {trial} ({label}) waits for a score\n\nAdapter: `{adapter}`\n\nMixture: {sub['counts']}\n\n"
+            f"Post the score with `winnow feedback --study {study} --trial {trial} --score X`."))
+        logger.info("trial %d: adapter %s published; waiting for `winnow feedback --study %s --trial %d`",
+                    trial, adapter, study, trial)
+        return Duet(study, storage, domains["domains"]).wait(trial, cfg.mixture.feedback_timeout_s)
+    metrics = evaluate_task(model_path, adapter, test, file_digest(test), cfg.model, cfg.eval)
+    return metrics["exact_match"] if cfg.mixture.score == "exact_match" else -metrics["response_loss"]
+
+
+@flow(name="mixture", log_prints=True)
+def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri: str, work_dir: str,
+            optuna_storage: str, study: str, feedback: str = "auto", worker_threads: int = 1) -> dict[str, Any]:
+    """Warm-started DUET over domain proportions; the target is seen only through ``test``'s score (or a person's)."""
+    logger = get_run_logger()
+    cfg = WinnowSettings.model_validate(settings)
+    m = cfg.mixture
+    out_dir = Path(out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model_path = prepare_model_task(cfg.model.name, str(Path(work_dir) / "models"))
+    worker_model = cfg.model.model_copy(update={"num_threads": worker_threads})
+    data = ingest_task(pool, store_uri, table_name_for("pool", pool))
+    domains = split_domains_task(store_uri, data["table"], data["version"], m.domain_key, m.holdout, m.seed,
+                                 str(Path(work_dir) / "mixture" / study / "domains"))
+    names = domains["domains"]
+    budget = resolve_budget(m.budget, sum(domains["sizes"].values()))
+
+    # Proxies: one short LoRA per domain, in parallel on the Dask workers (cached by content).
+    proxies = {d: finetune_task.submit(domains["train"][d], domains["digests"][d], model_path, worker_model, m.proxy,
+                                       cfg.finetune_lora, str(Path(work_dir) / "proxies" / settings_hash(
+                                           {"d": domains["digests"][d], "p": m.proxy.model_dump(), "m": model_path})))
+               for d in names}
+    held = [domains["heldout"].get(d, domains["train"][d]) for d in names]
+    held_digest = text_digest([file_digest(p) for p in held])
+    if m.affinity == "llr":
+        rows = [loglik_row_task.submit(model_path, proxies[d], held, held_digest, worker_model) for d in names]
+        pgm = taskpgm_task(m.affinity, [r.result() for r in rows], None, m.beta, m.lam, m.ridge)
+    else:
+        dists = [distributions_task.submit(model_path, proxies[d], held, held_digest, worker_model,
+                                           str(out_dir / f"proxy-{i}.npy")) for i, d in enumerate(names)]
+        pgm = taskpgm_task(m.affinity, None, [f.result() for f in dists], m.beta, m.lam, m.ridge)
+    plot_affinity(pgm["affinity"], names, out_dir / "affinity.png")
+
+    duet = Duet(study, optuna_storage, names, floor=m.floor, sampler=m.sampler, seed=m.seed)
+    if not duet.study.trials:  # a new study: the three warm starts come first
+        sizes = [domains["sizes"][d] for d in names]
+        duet.enqueue([1.0] * len(names), "uniform")
+        duet.enqueue(sizes, "size-proportional")
+        duet.enqueue(pgm["proportions"], "taskpgm")
+    target = 3 + m.trials
+    while sum(t.state.name == "COMPLETE" for t in duet.study.trials) < target:
+        prop = duet.suggest()
+        label = duet.study.get_trials(deepcopy=False)[prop.trial].user_attrs.get("warm_start", "duet")
+        score = duet_trial(prop.trial, label, prop.proportions, domains, budget, model_path, test,
+                           cfg.model_dump(mode="json"), work_dir, feedback, optuna_storage, study)
+        if feedback != "external":
+            duet.observe(prop.trial, score)
+        logger.info("trial %d (%s): score %.4f", prop.trial, label, score)
+
+    trials = [{"trial": t.number, "start": t.user_attrs.get("warm_start", "duet"), "score": round(t.value, 4),
+               **{d: round(p, 3) for d, p in zip(names, t.user_attrs["proportions"])}}
+              for t in duet.study.trials if t.state.name == "COMPLETE"]
+    plot_trials(trials, names, out_dir / "trials.png")
+    best, best_score = duet.best()
+    md = "\n\n".join([
+        f"# Mixture search: {study}",
+        f"Budget {budget} examples over {len(names)} domains (key `{m.domain_key}`); score = {m.score} on the target.",
+        "## Trials\n" + markdown_table(trials),
+        "![proportions and best-so-far](trials.png)",
+        f"## Best mixture (score {best_score:.4f})\n" + markdown_table([{d: round(p, 3) for d, p in zip(names, best)}]),
+        f"## TaskPGM ({m.affinity} affinity, β = {m.beta}, λ = {m.lam})\n" +
+        markdown_table([{d: round(p, 3) for d, p in zip(names, pgm["proportions"])}]),
+        "![task affinity](affinity.png)",
+        f"Dashboard: `optuna-dashboard {optuna_storage if '://' in optuna_storage else 'sqlite:///' + optuna_storage}`"])
+    (out_dir / "mixture.md").write_text(md + "\n")
+    create_markdown_artifact(markdown=md, key=f"mixture-{study}".lower().replace("_", "-")[:100],
+                             description="mixture search report")
+    create_table_artifact(table=trials, key=f"mixture-trials-{study}".lower().replace("_", "-")[:100])
+    return {"trials": trials, "best": dict(zip(names, best)), "best_score": best_score,
+            "taskpgm": dict(zip(names, pgm["proportions"])), "report": str(out_dir / "mixture.md")}

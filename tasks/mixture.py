@@ -1,0 +1,86 @@
+"""Mixture tasks: domain split, proxy affinities, TaskPGM, and building a trial's subset (no arrays returned
+beyond K × K affinities and K proportions)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from prefect import task
+
+from tasks import CACHED
+from winnow.data.loaders import load_records, write_jsonl
+from winnow.hashing import file_digest, text_digest
+from winnow.mixture.affinity import js_affinity, llr_affinity, loglik_row, next_token_distributions
+from winnow.mixture.build import build_mixture, split_domains
+from winnow.mixture.taskpgm import TaskPGM
+from winnow.models.loading import load_model, load_tokenizer, set_threads
+from winnow.models.lora import load_adapter
+from winnow.settings import ModelSettings
+from winnow.store import lance
+
+
+@task(name="split-domains")
+def split_domains_task(store_uri: str, pool_table: str, version: int, key: str, holdout: float, seed: int,
+                       out_dir: str) -> dict[str, Any]:
+    """Per-domain train / held-out JSONL files (paths and sizes travel, not records)."""
+    recs = lance.read_records(lance.connect(store_uri), pool_table, version=version)
+    out = Path(out_dir)
+    info: dict[str, Any] = {"domains": [], "train": {}, "heldout": {}, "sizes": {}, "digests": {}}
+    for name, (train, held) in split_domains(recs, key, holdout, seed).items():
+        safe = "".join(c if c.isalnum() else "_" for c in name)
+        write_jsonl(out / f"{safe}.train.jsonl", [r.to_json() for r in train])
+        info["domains"].append(name)
+        info["train"][name] = str(out / f"{safe}.train.jsonl")
+        info["sizes"][name] = len(train)
+        info["digests"][name] = file_digest(out / f"{safe}.train.jsonl")
+        if held:
+            write_jsonl(out / f"{safe}.heldout.jsonl", [r.to_json() for r in held])
+            info["heldout"][name] = str(out / f"{safe}.heldout.jsonl")
+    return info
+
+
+def _proxy(model_path: str, adapter_dir: str, model: ModelSettings) -> tuple[Any, Any]:
+    set_threads(model.num_threads)
+    tok = load_tokenizer(model_path, trust_remote_code=model.trust_remote_code)
+    net = load_adapter(load_model(model_path, device=model.device, dtype=model.dtype,
+                                  trust_remote_code=model.trust_remote_code), adapter_dir)
+    return tok, net
+
+
+@task(name="proxy-loglik-row", cache_policy=CACHED, persist_result=True, retries=1)
+def loglik_row_task(model_path: str, adapter_dir: str, heldout: list[str], heldout_digest: str,
+                    model: ModelSettings) -> list[float]:
+    tok, net = _proxy(model_path, adapter_dir, model)
+    return loglik_row(net, tok, [load_records(p).records for p in heldout], max_length=model.max_length,
+                      batch_size=8).tolist()
+
+
+@task(name="proxy-distributions", cache_policy=CACHED, persist_result=True, retries=1)
+def distributions_task(model_path: str, adapter_dir: str, probe: list[str], probe_digest: str, model: ModelSettings,
+                       out_path: str) -> str:
+    tok, net = _proxy(model_path, adapter_dir, model)
+    recs = [r for p in probe for r in load_records(p).records[:2]]  # a shared probe: two held-out examples a domain
+    np.save(out_path, next_token_distributions(net, tok, recs, max_length=model.max_length).astype(np.float16))
+    return out_path
+
+
+@task(name="taskpgm")
+def taskpgm_task(kind: str, rows: list[list[float]] | None, dist_paths: list[str] | None, beta: float, lam: float,
+                 ridge: float) -> dict[str, Any]:
+    if kind == "llr":
+        S = llr_affinity(np.array(rows))
+    else:
+        S = js_affinity([np.load(p).astype(np.float32) for p in dist_paths or []])
+    est = TaskPGM(beta, lam, ridge).fit(S)
+    return {"affinity": S.tolist(), "proportions": est.proportions_.tolist()}
+
+
+@task(name="build-mixture")
+def build_mixture_task(train: dict[str, str], proportions: list[float], budget: int, seed: int,
+                       out_path: str) -> dict[str, Any]:
+    domains = {name: load_records(path).records for name, path in train.items()}
+    mix = build_mixture(domains, proportions, budget, seed=seed)
+    write_jsonl(out_path, [r.to_json() for r in mix])
+    counts = {name: sum(r.source == name or r.task == name for r in mix) for name in domains}
+    return {"path": out_path, "digest": text_digest([r.id for r in mix]), "counts": counts}

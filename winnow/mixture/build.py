@@ -1,0 +1,57 @@
+"""Domains and mixtures: split a pool by domain, and fill a budget by proportions.
+
+Inside a domain, examples are taken at random (seeded) or by influence: the cosine of each example's
+gradient feature with the mean gradient of that domain's held-out examples (checkpoint-weighted, from the
+feature store). Budgets are exact (``winnow.mixture.simplex.allocate``)."""
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+import numpy as np
+
+from winnow.data.records import Record
+from winnow.mixture.simplex import allocate
+
+
+def split_domains(records: list[Record], key: str, holdout: float, seed: int) -> dict[str, tuple[list[Record], list[Record]]]:
+    """{domain: (train, held-out)}; every domain keeps at least one example on each side when it has two."""
+    by: dict[str, list[Record]] = {}
+    for r in records:
+        by.setdefault(getattr(r, key), []).append(r)
+    out = {}
+    for name in sorted(by):
+        recs = sorted(by[name], key=lambda r: r.id)
+        random.Random(f"{seed}:{name}").shuffle(recs)
+        k = min(len(recs) - 1, max(1, round(holdout * len(recs)))) if len(recs) > 1 else 0
+        out[name] = (recs[k:], recs[:k])
+    return out
+
+
+def build_mixture(domains: dict[str, list[Record]], proportions: Sequence[float], budget: int, *, seed: int,
+                  scores: dict[str, np.ndarray] | None = None) -> list[Record]:
+    """Take round(p_d · budget) examples from each domain (exact total), random or by ``scores`` (higher first)."""
+    names = list(domains)
+    counts = allocate(budget, np.asarray(proportions), np.array([len(domains[n]) for n in names]))
+    out: list[Record] = []
+    for name, k in zip(names, counts):
+        recs = domains[name]
+        if scores is not None:
+            order = np.lexsort((np.arange(len(recs)), -scores[name]))
+        else:
+            order = random.Random(f"{seed}:{name}").sample(range(len(recs)), len(recs))
+        out += [recs[i] for i in order[:k]]
+    return out
+
+
+def influence_scores(pool: np.ndarray, pool_domains: Sequence[str], heldout: np.ndarray, heldout_domains: Sequence[str],
+                     weights: Sequence[float]) -> dict[str, np.ndarray]:
+    """{domain: scores of its pool rows, in row order}: Σ_c w_c · cos(pool_c, mean held-out gradient of the domain)."""
+    out = {}
+    pd, hd = np.asarray(pool_domains), np.asarray(heldout_domains)
+    for name in sorted(set(pool_domains)):
+        target = heldout[:, hd == name].mean(axis=1)  # (C, d)
+        target /= np.linalg.norm(target, axis=1, keepdims=True).clip(min=1e-30)
+        rows = pool[:, pd == name]  # (C, n, d), unit rows
+        out[name] = sum(w * rows[c] @ target[c] for c, w in enumerate(weights))
+    return out
