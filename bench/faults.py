@@ -165,7 +165,7 @@ def run_trials(trials: int, seed: int, rows: int, work: Path) -> dict:
                 time.sleep(0.0005)
             at = time.time() - t_spawn
         else:  # uniform over the flow's run time, counted from its first line
-            at = rng.uniform(0.0, max(0.1, duration - startup))
+            at = rng.uniform(0.0, max(0.1, 0.7 * (duration - startup)))  # inside the run, not after it
             while proc.poll() is None and not (trace.exists() and trace.read_text().startswith("start")):
                 time.sleep(0.01)
             time.sleep(at)

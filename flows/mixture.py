@@ -7,12 +7,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.featurize import run_feature_shards
 from tasks.data import ingest_task
+from tasks.features import plan_features_task
 from tasks.evaluation import evaluate_task
-from tasks.mixture import (build_mixture_task, distributions_task, loglik_row_task, split_domains_task,
-                           taskpgm_task)
+from tasks.mixture import (build_mixture_task, distributions_task, influence_task, loglik_row_task,
+                           split_domains_task, taskpgm_task)
 from tasks.model import prepare_model_task
-from tasks.training import finetune_task
+from tasks.training import finetune_task, warmup_task
 from winnow.data.ingest import table_name_for
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.duet import Duet
@@ -24,12 +26,13 @@ from winnow.settings import WinnowSettings, settings_hash
 @flow(name="duet-trial", log_prints=True)
 def duet_trial(trial: int, label: str, proportions: list[float], domains: dict[str, Any], budget: int,
                model_path: str, test: str, settings: dict[str, Any], work_dir: str, feedback: str,
-               storage: str, study: str) -> float:
+               storage: str, study: str, scores_path: str | None = None) -> float:
     """One round: build the mixture, fine-tune a fresh adapter on a clean base, and score it on the target."""
     cfg = WinnowSettings.model_validate(settings)
     logger = get_run_logger()
     trial_dir = Path(work_dir) / "mixture" / study / f"trial-{trial}"
-    sub = build_mixture_task(domains["train"], proportions, budget, cfg.mixture.seed, str(trial_dir / "subset.jsonl"))
+    sub = build_mixture_task(domains["train"], proportions, budget, cfg.mixture.seed, str(trial_dir / "subset.jsonl"),
+                             scores_path)
     run_dir = Path(work_dir) / "finetune" / settings_hash({"ids": sub["digest"], "train": cfg.finetune.model_dump(),
                                                            "lora": cfg.finetune_lora.model_dump(), "model": model_path})
     adapter = finetune_task(sub["path"], sub["digest"], model_path, cfg.model, cfg.finetune, cfg.finetune_lora,
@@ -43,6 +46,23 @@ def duet_trial(trial: int, label: str, proportions: list[float], domains: dict[s
         return Duet(study, storage, domains["domains"]).wait(trial, cfg.mixture.feedback_timeout_s)
     metrics = evaluate_task(model_path, adapter, test, file_digest(test), cfg.model, cfg.eval)
     return metrics["exact_match"] if cfg.mixture.score == "exact_match" else -metrics["response_loss"]
+
+
+def influence(cfg: WinnowSettings, data: dict[str, Any], domains: dict[str, Any], model_path: str, worker_model: Any,
+              store_uri: str, work_dir: str, study: str) -> str:
+    """Gradient features of the pool (Adam) and of every domain's held-out examples (plain), then scores."""
+    held_file = Path(work_dir) / "mixture" / study / "heldout.jsonl"
+    held_file.write_text("".join(Path(p).read_text() for p in domains["heldout"].values()))
+    held = ingest_task(str(held_file), store_uri, table_name_for("heldout", str(held_file)))
+    warm_key = settings_hash({"warmup": cfg.warmup.model_dump(), "model": cfg.model.model_dump(mode="json"),
+                              "pool": data["table"], "version": data["version"]})
+    warm = warmup_task(store_uri, data["table"], data["version"], model_path, cfg.model, cfg.warmup,
+                       str(Path(work_dir) / "warmup" / warm_key))
+    plans = [plan_features_task(store_uri, info["table"], info["table_rows"], model_path, worker_model, cfg.features,
+                                "gradients", warm["dir"], kind) for info, kind in ((data, "adam"), (held, "sgd"))]
+    run_feature_shards(plans)
+    return influence_task(store_uri, plans[0]["job"].feature_table, plans[1]["job"].feature_table, warm["weights"],
+                          cfg.mixture.domain_key, str(Path(work_dir) / "mixture" / study / "influence.json"))
 
 
 @flow(name="mixture", log_prints=True)
@@ -77,6 +97,8 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
                                            str(out_dir / f"proxy-{i}.npy")) for i, d in enumerate(names)]
         pgm = taskpgm_task(m.affinity, None, [f.result() for f in dists], m.beta, m.lam, m.ridge)
     plot_affinity(pgm["affinity"], names, out_dir / "affinity.png")
+    scores_path = (influence(cfg, data, domains, model_path, worker_model, store_uri, work_dir, study)
+                   if m.within == "influence" else None)
 
     duet = Duet(study, optuna_storage, names, floor=m.floor, sampler=m.sampler, seed=m.seed)
     if not duet.study.trials:  # a new study: the three warm starts come first
@@ -89,7 +111,7 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
         prop = duet.suggest()
         label = duet.study.get_trials(deepcopy=False)[prop.trial].user_attrs.get("warm_start", "duet")
         score = duet_trial(prop.trial, label, prop.proportions, domains, budget, model_path, test,
-                           cfg.model_dump(mode="json"), work_dir, feedback, optuna_storage, study)
+                           cfg.model_dump(mode="json"), work_dir, feedback, optuna_storage, study, scores_path)
         if feedback != "external":
             duet.observe(prop.trial, score)
         logger.info("trial %d (%s): score %.4f", prop.trial, label, score)

@@ -12,7 +12,7 @@ from tasks import CACHED
 from winnow.data.loaders import load_records, write_jsonl
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.affinity import js_affinity, llr_affinity, loglik_row, next_token_distributions
-from winnow.mixture.build import build_mixture, split_domains
+from winnow.mixture.build import build_mixture, influence_scores, split_domains
 from winnow.mixture.taskpgm import TaskPGM
 from winnow.models.loading import load_model, load_tokenizer, set_threads
 from winnow.models.lora import load_adapter
@@ -76,11 +76,38 @@ def taskpgm_task(kind: str, rows: list[list[float]] | None, dist_paths: list[str
     return {"affinity": S.tolist(), "proportions": est.proportions_.tolist()}
 
 
+@task(name="influence-scores")
+def influence_task(store_uri: str, pool_features: str, heldout_features: str, weights: list[float], key: str,
+                   out_path: str) -> str:
+    """Score every pool example by the cosine of its gradient with its domain's mean held-out gradient;
+    writes {id: score} (JSON) and returns the path."""
+    import json
+
+    db = lance.connect(store_uri)
+    pool, held = lance.read_features(db, pool_features), lance.read_features(db, heldout_features)
+    pool_dom = pool.sources if key == "source" else pool.tasks
+    held_dom = held.sources if key == "source" else held.tasks
+    scores = influence_scores(pool.vectors, pool_dom, held.vectors, held_dom, weights)
+    by_id: dict[str, float] = {}
+    for name, vals in scores.items():
+        ids = [i for i, d in zip(pool.ids, pool_dom) if d == name]
+        by_id.update(zip(ids, map(float, vals)))
+    Path(out_path).write_text(json.dumps(by_id))
+    return out_path
+
+
 @task(name="build-mixture")
 def build_mixture_task(train: dict[str, str], proportions: list[float], budget: int, seed: int,
-                       out_path: str) -> dict[str, Any]:
+                       out_path: str, scores_path: str | None = None) -> dict[str, Any]:
+    """The trial's subset: random inside each domain, or by influence when ``scores_path`` is given."""
+    import json
+
     domains = {name: load_records(path).records for name, path in train.items()}
-    mix = build_mixture(domains, proportions, budget, seed=seed)
+    scores = None
+    if scores_path:
+        by_id = json.loads(Path(scores_path).read_text())
+        scores = {name: np.array([by_id[r.id] for r in recs]) for name, recs in domains.items()}
+    mix = build_mixture(domains, proportions, budget, seed=seed, scores=scores)
     write_jsonl(out_path, [r.to_json() for r in mix])
     counts = {name: sum(r.source == name or r.task == name for r in mix) for name in domains}
     return {"path": out_path, "digest": text_digest([r.id for r in mix]), "counts": counts}

@@ -9,12 +9,14 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
-def _settings(tiny_model_path: str, trials: int):
+def _settings(tiny_model_path: str, trials: int, within: str = "random"):
     from winnow.settings import build_settings
 
     return build_settings({"model": {"name": tiny_model_path, "max_length": 64},
+                           "warmup": {"fraction": 0.5, "train": {"epochs": 2, "lr": 0.01}},
+                           "features": {"proj_dim": 64, "shard_size": 10},
                            "mixture": {"budget": 6, "trials": trials, "sampler": "tpe", "proxy": {"epochs": 1, "lr": 0.01},
-                                       "score": "neg_loss", "feedback_timeout_s": 120},
+                                       "score": "neg_loss", "feedback_timeout_s": 120, "within": within},
                            "finetune": {"epochs": 1, "lr": 0.01}, "eval": {"max_new_tokens": 3}})
 
 
@@ -30,13 +32,17 @@ def test_mixture_search_end_to_end(prefect_harness, tiny_model_path, data_dir, t
     from flows.mixture import mixture
 
     kw = dict(pool=str(data_dir / "good" / "pool.jsonl"), test=str(data_dir / "good" / "test.jsonl"),
-              out=str(tmp_path / "mix"), settings=_settings(tiny_model_path, 2).model_dump(mode="json"),
+              out=str(tmp_path / "mix"), settings=_settings(tiny_model_path, 2, "influence").model_dump(mode="json"),
               store_uri=str(tmp_path / "store"), work_dir=str(tmp_path / "work"),
               optuna_storage=str(tmp_path / "optuna.db"), study="t")
     res = mixture.with_options(task_runner=_runner())(**kw)
     assert [t["start"] for t in res["trials"]] == ["uniform", "size-proportional", "taskpgm", "duet", "duet"]
     assert set(res["taskpgm"]) == {"alpha", "beta", "gamma"} and abs(sum(res["taskpgm"].values()) - 1) < 1e-9
     assert (tmp_path / "mix" / "affinity.png").exists() and (tmp_path / "mix" / "trials.png").exists()
+    import json
+
+    scores = json.loads((tmp_path / "work" / "mixture" / "t" / "influence.json").read_text())
+    assert len(scores) == 20 and all(isinstance(v, float) for v in scores.values())  # every pool example
     # Re-running resumes the study: the five trials are complete, nothing is added or repeated.
     res2 = mixture.with_options(task_runner=_runner())(**kw)
     assert [t["trial"] for t in res2["trials"]] == [0, 1, 2, 3, 4]
