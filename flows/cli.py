@@ -5,11 +5,14 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from flows.env import EnvSettings, apply_environment
+
+if TYPE_CHECKING:
+    from winnow.settings import WinnowSettings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Winnow: choose the data to fine-tune a language model on.")
@@ -29,6 +32,23 @@ def _seed_overrides(env: EnvSettings) -> list[str]:
     """WINNOW_SEED seeds every phase unless a --set names that phase's seed (later overrides win)."""
     keys = ("warmup.train.seed", "features.seed", "selection.seed", "finetune.seed")
     return [f"{k}={env.seed}" for k in keys] if env.seed else []
+
+
+def _prepare(config: Optional[Path], overrides: list[str], model: Optional[str]) -> tuple[EnvSettings, "WinnowSettings"]:
+    """Environment and validated settings (seeds from WINNOW_SEED first, then --set, then the command's own
+    options), and a pre-flight check of any configured server: every problem reported before work starts."""
+    from flows.runtime import preflight
+    from winnow.errors import WinnowError
+    from winnow.settings import load_settings
+
+    env = _env()
+    try:
+        settings = load_settings(str(config) if config else None,
+                                 [*_seed_overrides(env), *overrides, f"model.name={model or env.model}"])
+        preflight(env)
+    except WinnowError as e:
+        _fail(e)
+    return env, settings
 
 
 def _fail(e: Exception) -> None:
@@ -53,23 +73,12 @@ def curate(
     subsets of the same size, evaluate base / random / selected, and write the report. With --target-metric,
     also select with NICE's policy-gradient query side and compare all three."""
     from winnow.errors import WinnowError
-    from winnow.settings import load_settings
 
-    env = _env()
-    overrides = [*_seed_overrides(env), *(set_ or []), *_budget_override(budget), f"model.name={model or env.model}"]
-    if target_metric:
-        overrides.append(f"nice.metric={target_metric}")
-    try:
-        settings = load_settings(str(config) if config else None, overrides)
-    except WinnowError as e:
-        _fail(e)
+    overrides = [*(set_ or []), *_budget_override(budget)] + ([f"nice.metric={target_metric}"] if target_metric else [])
+    env, settings = _prepare(config, overrides, model)
     from flows.curate import curate as curate_flow
-    from flows.runtime import preflight, task_runner, versions
+    from flows.runtime import task_runner, versions
 
-    try:
-        preflight(env)
-    except WinnowError as e:
-        _fail(e)
     t0 = time.time()
     try:
         result = curate_flow.with_options(task_runner=task_runner(env))(
@@ -81,24 +90,23 @@ def curate(
     _print_results(result, time.time() - t0)
 
 
-def _print_results(result: dict, seconds: float) -> None:
+def _print_table(title: str, rows: list[dict]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"test set, budget {result['budget']} examples ({seconds / 60:.1f} min)")
-    for col in ("model", "exact match", "response loss"):
-        table.add_column(col, justify="right" if col != "model" else "left")
-    for name, m in result["results"].items():
-        table.add_row(name, f"{m['exact_match']:.3f}", f"{m['response_loss']:.3f}")
+    table = Table(title=title)
+    for col in rows[0]:
+        table.add_column(str(col))
+    for r in rows:
+        table.add_row(*[str(v) for v in r.values()])
     Console().print(table)
+
+
+def _print_results(result: dict, seconds: float) -> None:
+    _print_table(f"test set, budget {result['budget']} examples ({seconds / 60:.1f} min)",
+                 [{"model": name, "exact match": f"{m['exact_match']:.3f}", "response loss": f"{m['response_loss']:.3f}"}
+                  for name, m in result["results"].items()])
     typer.echo(f"report: {result['report']}")
-
-
-def _budget_override(budget: str | None) -> list[str]:
-    if budget is None:
-        return []
-    b = budget.strip()
-    return [f"selection.budget={float(b[:-1]) / 100 if b.endswith('%') else b}"]
 
 
 @app.command()
@@ -119,37 +127,20 @@ def compare(
     picked, distance of each subset to the query set)."""
     from winnow.errors import WinnowError
     from winnow.selection.targeted import canonical_selector
-    from winnow.settings import load_settings
 
-    env = _env()
+    env, settings = _prepare(config, [*(set_ or []), *_budget_override(budget)], model)
     try:
-        settings = load_settings(str(config) if config else None,
-                                 [*_seed_overrides(env), *(set_ or []), *_budget_override(budget),
-                                  f"model.name={model or env.model}"])
         sels = [canonical_selector(s) for s in selector] if selector else None
     except WinnowError as e:
         _fail(e)
     from flows.compare import compare as compare_flow
-    from flows.runtime import preflight, task_runner
-
-    try:
-        preflight(env)
-    except WinnowError as e:
-        _fail(e)
+    from flows.runtime import task_runner
 
     rows = compare_flow.with_options(task_runner=task_runner(env))(
         pool=pool, query=query, out=str(out), settings=settings.model_dump(mode="json"), store_uri=env.store_uri,
         work_dir=str(env.home.resolve()), representations=representation, selectors=sels,
         worker_threads=env.threads_per_worker)
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="representation × selector")
-    for col in rows[0]:
-        table.add_column(col)
-    for r in rows:
-        table.add_row(*[str(v) for v in r.values()])
-    Console().print(table)
+    _print_table("representation × selector", rows)
 
 
 @app.command()
@@ -163,30 +154,19 @@ def select(
 ) -> None:
     """Select from an existing store: no model is loaded, only stored features are read."""
     from winnow.errors import WinnowError
-    from winnow.selection import resolve_budget
-    from winnow.selection.distance import subset_distances
-    from winnow.selection.targeted import canonical_selector, order_pool, save_ordering
-    from winnow.data.loaders import write_jsonl
-    from winnow.store import lance
+    from winnow.selection.subset import select_subset
 
     env = _env()
     b = budget.strip()
-    share = float(b[:-1]) / 100 if b.endswith("%") else float(b)
     try:
-        name = canonical_selector(selector)
-        ordering, pool, S = order_pool(env.store_uri, query_features, pool_features, selector=name, seed=seed)
-        k = len(pool.ids) if name == "all" else resolve_budget(share, len(pool.ids))
+        sub = select_subset(env.store_uri, query_features, pool_features, selector=selector, seed=seed,
+                            budget=float(b[:-1]) / 100 if b.endswith("%") else float(b), out_dir=out,
+                            name=selector.replace("-", "_"))
     except (WinnowError, ValueError) as e:
         _fail(e)
-    db = lance.connect(env.store_uri)
-    records_table = lance.provenance_of(db, pool_features)["records"]
-    by_id = {r.id: r for r in lance.read_records(db, records_table)}
-    save_ordering(out / f"{name}_ordering.parquet", ordering, pool,
-                  {"query_table": query_features, "pool_table": pool_features, "seed": seed})
-    write_jsonl(out / f"{name}.jsonl", [by_id[pool.ids[i]].to_json() for i in ordering.prefix(k)])
-    d = subset_distances(S, ordering.prefix(k))
-    typer.echo(f"{k} of {len(pool.ids)} examples by {name}: distance to queries nearest {d['nearest']:.4f}, "
-               f"transport {d['transport']:.4f} -> {out / (name + '.jsonl')}")
+    d = sub["distances"]
+    typer.echo(f"{sub['budget']} of {sub['pool_size']} examples by {sub['selector']}: distance to queries nearest "
+               f"{d['nearest']:.4f}, transport {d['transport']:.4f} -> {sub['path']}")
 
 
 @app.command()
@@ -202,37 +182,18 @@ def mixture(
 ) -> None:
     """TaskPGM proportions from proxy-model affinities, then DUET's Bayesian search over proportions, warm
     started with uniform, size-proportional and TaskPGM mixtures."""
-    from winnow.errors import WinnowError
-    from winnow.settings import load_settings
-
-    env = _env()
     if feedback not in ("auto", "external"):
         _fail(ValueError(f"--feedback must be auto or external, got {feedback!r}"))
-    try:
-        settings = load_settings(str(config) if config else None, [*_seed_overrides(env), *(set_ or []),
-                                                                   f"model.name={model or env.model}"])
-    except WinnowError as e:
-        _fail(e)
+    env, settings = _prepare(config, list(set_ or []), model)
     from flows.mixture import mixture as mixture_flow
-    from flows.runtime import preflight, task_runner
+    from flows.runtime import task_runner
 
-    try:
-        preflight(env)
-    except WinnowError as e:
-        _fail(e)
     result = mixture_flow.with_options(task_runner=task_runner(env))(
         pool=pool, test=test, out=str(out), settings=settings.model_dump(mode="json"), store_uri=env.store_uri,
         work_dir=str(env.home.resolve()), optuna_storage=env.optuna_path, study=study, feedback=feedback,
         worker_threads=env.threads_per_worker)
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"mixture search '{study}' (best {result['best_score']:.4f})")
-    for col in ("trial", "start", "score"):
-        table.add_column(col)
-    for t in result["trials"]:
-        table.add_row(str(t["trial"]), t["start"], f"{t['score']:.4f}")
-    Console().print(table)
+    _print_table(f"mixture search '{study}' (best {result['best_score']:.4f})",
+                 [{"trial": t["trial"], "start": t["start"], "score": f"{t['score']:.4f}"} for t in result["trials"]])
     typer.echo(f"report: {result['report']}")
 
 

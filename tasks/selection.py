@@ -1,38 +1,16 @@
 """Selection task: order the pool against the query set, cut the budget, write the subset and its ordering."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import task
 
-from winnow.data.loaders import write_jsonl
-from winnow.hashing import text_digest
-from winnow.selection import resolve_budget
-from winnow.selection.distance import subset_distances
-from winnow.selection.targeted import canonical_selector, order_pool, save_ordering
-from winnow.store import lance
+from winnow.selection.subset import select_subset
 
 
 @task(name="select", retries=1, task_run_name="select-{name}")
 def select_task(store_uri: str, query_table: str, pool_table: str, records_table: str, *, selector: str,
                 budget: float, seed: int, out_dir: str, name: str,
                 weights: list[float] | None = None) -> dict[str, Any]:
-    """Writes ``<name>.jsonl`` (the subset) and ``<name>_ordering.parquet`` (the full ranking) to ``out_dir``.
-
-    Returns sizes, the subset's sources, its distance to the query set and a content digest (cache key for
-    the fine-tune), never the vectors."""
-    selector = canonical_selector(selector)
-    ordering, pool, S = order_pool(store_uri, query_table, pool_table, selector=selector, seed=seed, weights=weights)
-    k = resolve_budget(budget, len(pool.ids)) if selector != "all" else len(pool.ids)
-    out = Path(out_dir)
-    save_ordering(out / f"{name}_ordering.parquet", ordering, pool,
-                  {"query_table": query_table, "pool_table": pool_table, "weights": weights, "seed": seed})
-    chosen_idx = ordering.prefix(k)
-    chosen = [pool.ids[i] for i in chosen_idx]
-    by_id = {r.id: r for r in lance.read_records(lance.connect(store_uri), records_table)}
-    write_jsonl(out / f"{name}.jsonl", [by_id[i].to_json() for i in chosen])
-    return {"name": name, "selector": selector, "budget": k, "path": str(out / f"{name}.jsonl"),
-            "digest": text_digest(chosen), "sources": [by_id[i].source for i in chosen],
-            "pool_sources": pool.sources, "distances": subset_distances(S, chosen_idx),
-            "top_scores": [float(s) for s in ordering.scores[:k]]}
+    return select_subset(store_uri, query_table, pool_table, selector=selector, budget=budget, seed=seed,
+                         out_dir=out_dir, name=name, records_table=records_table, weights=weights)

@@ -62,12 +62,19 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
     return "\n\n".join(parts) + "\n"
 
 
-def plot_sources(rows: list[dict[str, Any]], path: str | Path) -> str:
-    """Bar chart of how many examples each source contributes to the selected and random subsets."""
+def _pyplot():
+    """matplotlib with the file-only backend (flows run headless, often in worker processes)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_sources(rows: list[dict[str, Any]], path: str | Path) -> str:
+    """Bar chart of how many examples each source contributes to the selected and random subsets."""
+    plt = _pyplot()
 
     rows = [r for r in rows if r["selected"] or r["random"]]
     fig, ax = plt.subplots(figsize=(8, 0.28 * len(rows) + 1.2))
@@ -86,10 +93,7 @@ def plot_sources(rows: list[dict[str, Any]], path: str | Path) -> str:
 
 def plot_affinity(S: list[list[float]], names: list[str], path: str | Path) -> str:
     """Heat-map of the task-affinity matrix."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     fig, ax = plt.subplots(figsize=(0.35 * len(names) + 2.5, 0.35 * len(names) + 2))
     im = ax.imshow(S, cmap="viridis")
@@ -104,10 +108,7 @@ def plot_affinity(S: list[list[float]], names: list[str], path: str | Path) -> s
 
 def plot_trials(trials: list[dict[str, Any]], names: list[str], path: str | Path) -> str:
     """Proportions of each trial (stacked bars) and the best score so far (line)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
     import numpy as np
 
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(8, 6), sharex=True)
