@@ -34,8 +34,9 @@ def apply_floor(p: np.ndarray, floor: float) -> np.ndarray:
     """Zero proportions under ``floor`` and renormalise the rest (the reference forgot to renormalise)."""
     p = np.asarray(p, dtype=np.float64)
     q = np.where(p >= floor, p, 0.0)
-    if q.sum() == 0:  # every share under the floor: keep the largest
-        q = (p == p.max()).astype(np.float64)
+    if q.sum() == 0:  # every share under the floor: all on the largest (the first one on ties)
+        q = np.zeros_like(p)
+        q[int(np.argmax(p))] = 1.0
     return q / q.sum()
 
 

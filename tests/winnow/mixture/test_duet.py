@@ -39,6 +39,8 @@ def test_allocation_respects_domain_sizes_and_round_trip() -> None:
 
 def test_floor_renormalises() -> None:
     np.testing.assert_allclose(apply_floor(np.array([0.6, 0.37, 0.03]), 0.05), [0.6 / 0.97, 0.37 / 0.97, 0.0])
+    # a floor above every (tied) share: one domain takes all, so every kept share meets the floor
+    np.testing.assert_allclose(apply_floor(np.full(4, 0.25), 0.28125), [1.0, 0.0, 0.0, 0.0])
 
 
 def test_warm_starts_then_search(tmp_path) -> None:
