@@ -9,15 +9,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.featurize import run_feature_shards
+from flows.featurize import run_feature_shards, run_warmup
 from tasks.data import ingest_task
 from tasks.features import plan_features_task
 from tasks.model import prepare_model_task
 from tasks.selection import select_task
-from tasks.training import warmup_task
 from winnow.data.ingest import table_name_for
 from winnow.report import markdown_table
-from winnow.settings import WinnowSettings, settings_hash
+from winnow.settings import WinnowSettings
 
 REPRESENTATIONS = ("gradients", "hidden", "embedding")
 
@@ -29,10 +28,7 @@ def featurise_all(cfg: WinnowSettings, data: dict[str, Any], representations: li
     plans = []
     warm = None
     if "gradients" in representations:
-        warm_key = settings_hash({"warmup": cfg.warmup.model_dump(), "model": cfg.model.model_dump(mode="json"),
-                                  "pool": data["pool"]["table"], "version": data["pool"]["version"]})
-        warm = warmup_task(store_uri, data["pool"]["table"], data["pool"]["version"], model_path, cfg.model,
-                           cfg.warmup, str(Path(work_dir) / "warmup" / warm_key))
+        warm = run_warmup(cfg, data["pool"], model_path, store_uri, work_dir)
     for rep in representations:
         tables[rep] = {"weights": warm["weights"] if rep == "gradients" and warm else None}
         for role, kind in (("pool", "adam"), ("query", "sgd")):

@@ -10,13 +10,13 @@ from prefect import flow, get_run_logger
 
 from tasks.data import ingest_task, validate_task
 from tasks.evaluation import evaluate_task
-from flows.featurize import run_feature_shards
+from flows.featurize import run_feature_shards, run_warmup
 from flows.nice import run_nice
 from tasks.features import plan_features_task
 from tasks.model import prepare_model_task
 from tasks.report import report_task
 from tasks.selection import select_task
-from tasks.training import finetune_task, warmup_task
+from tasks.training import finetune_task
 from winnow.data.ingest import table_name_for
 from winnow.hashing import file_digest
 from winnow.settings import WinnowSettings, settings_hash
@@ -42,10 +42,7 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
             logger.warning("%s table %s holds %d ids that %s lacks (tables are append-only); they take part",
                            role, data[role]["table"], data[role]["ids_not_in_file"], data[role]["path"])
 
-    warm_key = settings_hash({"warmup": cfg.warmup.model_dump(), "model": cfg.model.model_dump(mode="json"),
-                              "pool": data["pool"]["table"], "version": data["pool"]["version"]})
-    warm = warmup_task(store_uri, data["pool"]["table"], data["pool"]["version"], model_path, cfg.model,
-                       cfg.warmup, str(Path(work_dir) / "warmup" / warm_key))
+    warm = run_warmup(cfg, data["pool"], model_path, store_uri, work_dir)
 
     t0 = time.time()
     plans = [plan_features_task(store_uri, data[role]["table"], data[role]["table_rows"], model_path, worker_model,

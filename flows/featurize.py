@@ -4,6 +4,7 @@ A plain helper (not a subflow) so the shards run on the *calling* flow's Dask ta
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from prefect import get_run_logger, unmapped
@@ -12,6 +13,8 @@ from prefect.futures import as_completed
 from tqdm.auto import tqdm
 
 from tasks.features import feature_shard_task
+from tasks.training import warmup_task
+from winnow.settings import WinnowSettings, settings_hash
 
 
 def run_feature_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
@@ -31,3 +34,11 @@ def run_feature_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
             logger.info("shard %s[%d:%d] %s (%d/%d)", res["table"], res["start"], res["end"],
                         "computed" if fresh else "already done", done, len(futures))
     return {"shards": len(futures), "computed": computed, "skipped": len(futures) - computed}
+
+
+def run_warmup(cfg: WinnowSettings, pool: dict[str, Any], model_path: str, store_uri: str, work_dir: str) -> dict[str, Any]:
+    """LESS's warm-up on a pool table version, in a folder named after what made it (so it is reused)."""
+    key = settings_hash({"warmup": cfg.warmup.model_dump(), "model": cfg.model.model_dump(mode="json"),
+                         "pool": pool["table"], "version": pool["version"]})
+    return warmup_task(store_uri, pool["table"], pool["version"], model_path, cfg.model, cfg.warmup,
+                       str(Path(work_dir) / "warmup" / key))

@@ -7,14 +7,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.featurize import run_feature_shards
+from flows.featurize import run_feature_shards, run_warmup
 from tasks.data import ingest_task
 from tasks.features import plan_features_task
 from tasks.evaluation import evaluate_task
 from tasks.mixture import (build_mixture_task, distributions_task, influence_task, loglik_row_task,
                            split_domains_task, taskpgm_task)
 from tasks.model import prepare_model_task
-from tasks.training import finetune_task, warmup_task
+from tasks.training import finetune_task
 from winnow.data.ingest import table_name_for
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.duet import Duet
@@ -54,10 +54,7 @@ def influence(cfg: WinnowSettings, data: dict[str, Any], domains: dict[str, Any]
     held_file = Path(work_dir) / "mixture" / study / "heldout.jsonl"
     held_file.write_text("".join(Path(p).read_text() for p in domains["heldout"].values()))
     held = ingest_task(str(held_file), store_uri, table_name_for("heldout", str(held_file)))
-    warm_key = settings_hash({"warmup": cfg.warmup.model_dump(), "model": cfg.model.model_dump(mode="json"),
-                              "pool": data["table"], "version": data["version"]})
-    warm = warmup_task(store_uri, data["table"], data["version"], model_path, cfg.model, cfg.warmup,
-                       str(Path(work_dir) / "warmup" / warm_key))
+    warm = run_warmup(cfg, data, model_path, store_uri, work_dir)
     plans = [plan_features_task(store_uri, info["table"], info["table_rows"], model_path, worker_model, cfg.features,
                                 "gradients", warm["dir"], kind) for info, kind in ((data, "adam"), (held, "sgd"))]
     run_feature_shards(plans)
