@@ -26,7 +26,7 @@ def ingest(spec: str, store_uri: str, table: str) -> dict[str, Any]:
     ref = lance.write_records(db, table, result.records)
     # Tables are append-only (ids are never removed): say so when the table holds ids the file lacks.
     extra = ref.n_rows - len(result.records)
-    return {**result.summary(), "table": ref.name, "version": ref.version, "table_rows": ref.n_rows,
+    return {**result.summary(), "table": ref.name, "version": ref.version, "table_rows": ref.n_rows, "added": ref.added,
             "ids_not_in_file": extra,
             "quarantine": [asdict(q) for q in result.quarantined],
             "truncation": "prompts cut from the left, responses from the right (see winnow.data.formatting)"}

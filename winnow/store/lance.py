@@ -10,7 +10,9 @@ Only table names, versions and row ranges leave this module towards Prefect and 
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ class TableRef:
     name: str
     version: int
     n_rows: int
+    added: int = 0
 
 
 def connect(uri: str) -> Any:
@@ -95,20 +98,47 @@ POOL_SCHEMA = pa.schema([("id", pa.string()), ("row_idx", pa.int64()), ("source"
                          ("task", pa.string()), ("messages", pa.string())])
 
 
+def is_local(uri: str) -> bool:
+    return "://" not in uri or uri.startswith("file://")
+
+
+@contextlib.contextmanager
+def writer_lock(uri: str, name: str) -> Iterator[None]:
+    """One writer per table at a time, across processes.
+
+    Two races need it (both seen in tests): ``row_idx`` is read-then-written (the next number is the table's
+    size), so concurrent appends would number their rows alike; and two concurrent ``merge_insert`` commits
+    that both insert the same new key both succeed, leaving duplicate keys. On a local store a lock file
+    beside the table serialises writers (the lock is held only for the commit, not the compute). Object
+    storage has no lock files: there, flows writing one table run under a Prefect concurrency limit of 1
+    (see infra/)."""
+    if not is_local(uri):
+        yield
+        return
+    from filelock import FileLock
+
+    root = uri.removeprefix("file://")
+    os.makedirs(root, exist_ok=True)
+    with FileLock(os.path.join(root, f".{name}.append.lock"), timeout=600):
+        yield
+
+
 def write_records(db: Any, name: str, records: list[Record], provenance: dict[str, Any] | None = None) -> TableRef:
     """Add records whose id the table lacks; ``row_idx`` numbers them in arrival order, so shards of old
     rows keep their ranges when the pool grows and only new ranges need features."""
-    tbl = _open_or_create(db, name, POOL_SCHEMA, provenance)
-    have = set(tbl.to_arrow().column("id").to_pylist()) if tbl.count_rows() else set()
-    new = [r for r in records if r.id not in have]
-    if new:
-        start = tbl.count_rows()
-        data = pa.table({"id": [r.id for r in new], "row_idx": list(range(start, start + len(new))),
-                         "source": [r.source for r in new], "task": [r.task for r in new],
-                         "messages": [json.dumps(r.as_chat(), ensure_ascii=False) for r in new]},
-                        schema=POOL_SCHEMA)
-        _retry(lambda: tbl.merge_insert("id").when_not_matched_insert_all().execute(data))
-    return TableRef(name, tbl.version, tbl.count_rows())
+    with writer_lock(db.uri, name):
+        tbl = _open_or_create(db, name, POOL_SCHEMA, provenance)
+        tbl.checkout_latest()
+        have = set(tbl.to_arrow().column("id").to_pylist()) if tbl.count_rows() else set()
+        new = [r for r in records if r.id not in have]
+        if new:
+            start = tbl.count_rows()
+            data = pa.table({"id": [r.id for r in new], "row_idx": list(range(start, start + len(new))),
+                             "source": [r.source for r in new], "task": [r.task for r in new],
+                             "messages": [json.dumps(r.as_chat(), ensure_ascii=False) for r in new]},
+                            schema=POOL_SCHEMA)
+            _retry(lambda: tbl.merge_insert("id").when_not_matched_insert_all().execute(data))
+        return TableRef(name, tbl.version, tbl.count_rows(), len(new))
 
 
 def _to_records(t: pa.Table) -> list[Record]:
@@ -165,7 +195,9 @@ def write_features(db: Any, name: str, *, records: list[Record], row_idx: list[i
                      "source": [r.source for r in records], "task": [r.task for r in records],
                      "vector": pa.FixedSizeListArray.from_arrays(flat, coded.shape[1]),
                      "scale": scale, "norm": norms.astype(np.float32), "n_tokens": n_tokens}, schema=tbl.schema)
-    _retry(lambda: tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data))
+    with writer_lock(db.uri, name):
+        tbl.checkout_latest()
+        _retry(lambda: tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data))
     return len(records)
 
 
@@ -218,8 +250,8 @@ def feature_index(db: Any, name: str) -> FeatureIndex:
     for c in cks[1:]:
         other = t.filter(pa.compute.equal(t.column("checkpoint"), pa.scalar(c, pa.int32())))
         if other.column("row_idx").to_pylist() != first.column("row_idx").to_pylist():
-            raise StaleArtifactError(f"table {name!r}: checkpoint {c} covers other rows than checkpoint {cks[0]}; "
-                                     "featurisation is unfinished")
+            raise StaleArtifactError(f"table {name!r}: checkpoint {c} covers {other.num_rows} rows, checkpoint "
+                                     f"{cks[0]} {first.num_rows}; featurisation is unfinished")
     return FeatureIndex(first.column("id").to_pylist(), first.column("row_idx").to_numpy(),
                         first.column("source").to_pylist(), first.column("task").to_pylist(), cks)
 
@@ -266,7 +298,9 @@ def mark_done(db: Any, table: str, checkpoint: int, start: int, end: int, n_rows
     data = pa.table({"key": [_marker_key(table, checkpoint, start, end)], "table": [table],
                      "checkpoint": [checkpoint], "row_start": [start], "row_end": [end], "n_rows": [n_rows],
                      "finished_at": [time.time()]}, schema=MARKER_SCHEMA)
-    _retry(lambda: tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data))
+    with writer_lock(db.uri, MARKERS):
+        tbl.checkout_latest()
+        _retry(lambda: tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all().execute(data))
 
 
 def is_done(db: Any, table: str, checkpoint: int, start: int, end: int, n_rows: int) -> bool:

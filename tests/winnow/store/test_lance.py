@@ -25,6 +25,27 @@ def test_records_round_trip_and_append_only_new_ids(tmp_path) -> None:
     assert [r.id for r in lance.read_records(db, "pool", version=ref.version)] == [f"id{i}" for i in range(5)]
 
 
+def _append(uri: str, offset: int) -> None:
+    db = lance.connect(uri)
+    for k in range(4):  # several small appends each, so the writers interleave
+        lance.write_records(db, "pool", _records(5, offset + 5 * k))
+
+
+def test_concurrent_appends_from_processes_number_rows_once(tmp_path) -> None:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_append, args=(str(tmp_path), 100 * w)) for w in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    t = lance.connect(str(tmp_path)).open_table("pool").to_arrow()
+    assert sorted(t.column("row_idx").to_pylist()) == list(range(60))
+    assert len(set(t.column("id").to_pylist())) == 60
+
+
 def test_feature_writes_are_idempotent_by_key(tmp_path) -> None:
     db = lance.connect(str(tmp_path))
     lance.create_feature_table(db, "f", 4, {"seed": 1})
