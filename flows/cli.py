@@ -211,6 +211,138 @@ def feedback(
     typer.echo(f"trial {trial} of {study}: score {score} recorded")
 
 
+@app.command()
+def ingest(
+    paths: Annotated[list[str], typer.Argument(help="data files or directories (.jsonl/.json/.parquet files in them)")],
+    table: Annotated[str, typer.Option(help="pool table to append to")] = "pool",
+) -> None:
+    """Append new examples to a pool table (each file once, by content hash; each record once, by id) and
+    emit `winnow.pool.updated`, which starts the retrain deployment when `winnow serve` runs."""
+    from winnow.errors import WinnowError
+
+    env = _env()
+    from flows.ingest import ingest_flow
+
+    try:
+        summary = ingest_flow(paths=paths, table=table, store_uri=env.store_uri)
+    except WinnowError as e:
+        _fail(e)
+    typer.echo(f"{summary['new_rows']} new rows in {table} from {summary['files']} file(s); the table has "
+               f"{summary['table_rows']} rows (version {summary['version']})")
+
+
+@app.command()
+def retrain(
+    query: Annotated[str, typer.Option(help="a few examples of the target task")],
+    test: Annotated[str, typer.Option(help="held-out examples of the target task")],
+    out: Annotated[Path, typer.Option(help="folder for one report per pool version")],
+    table: Annotated[str, typer.Option(help="the pool table (filled by `winnow ingest`)")] = "pool",
+    min_new_rows: Annotated[int, typer.Option(help="skip unless this many rows arrived since the last retrain")] = 0,
+    model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Run the retrain flow once by hand (the deployments run it on new data and weekly)."""
+    from winnow.errors import WinnowError
+
+    env, _ = _prepare(config, list(set_ or []), model)
+    from flows.retrain import retrain as retrain_flow
+
+    t0 = time.time()
+    try:
+        result = retrain_flow(pool_table=table, query=query, test=test, out=str(out), config=str(config) if config else None,
+                              overrides=[*_seed_overrides(env), *(set_ or []), f"model.name={model or env.model}"],
+                              min_new_rows=min_new_rows, store_uri=env.store_uri, work_dir=str(env.home.resolve()))
+    except WinnowError as e:
+        _fail(e)
+    if result["skipped"]:
+        typer.echo(f"{result['new_rows']} new rows since the last retrain, fewer than {min_new_rows}: nothing to do")
+        return
+    _print_table(f"retrain of {table} ({result['table_rows']} rows, {time.time() - t0:.0f} s)",
+                 [{"model": k, "exact match": f"{m['exact_match']:.3f}", "response loss": f"{m['response_loss']:.3f}"}
+                  for k, m in result["results"].items()])
+    typer.echo(f"report: {result['report']}")
+
+
+@app.command()
+def serve(
+    deployments: Annotated[Path, typer.Option(help="deployment declarations")] = Path("infra/prefect.yaml"),
+) -> None:
+    """Register the deployments on the Prefect server and run them from this process: schedules (weekly
+    curation, the inbox every minute), the retrain trigger, and runs started from the UI."""
+    from winnow.errors import WinnowError
+
+    env = _env()
+    if not env.prefect_api_url:
+        _fail(ValueError("PREFECT_API_URL is not set: deployments need a Prefect server. Start one with "
+                         "`winnow server` (or `make ui`) and set PREFECT_API_URL=http://127.0.0.1:4200/api"))
+    from flows.runtime import preflight
+
+    try:
+        preflight(env)
+        from flows.deploy import runner_deployments
+
+        deps = runner_deployments(deployments)
+    except WinnowError as e:
+        _fail(e)
+    from prefect import serve as prefect_serve
+
+    prefect_serve(*deps)
+
+
+@app.command()
+def server(
+    host: Annotated[str, typer.Option(help="bind address; keep 127.0.0.1 unless a proxy with auth is in front")] = "127.0.0.1",
+    port: int = 4200,
+) -> None:
+    """Start a local Prefect server and its UI (state in WINNOW_HOME/prefect). Point Winnow at it with
+    PREFECT_API_URL=http://127.0.0.1:4200/api."""
+    import os
+    import subprocess
+
+    _env()
+    os.environ.setdefault("PREFECT_UI_API_URL", f"http://{host}:{port}/api")  # the UI's calls go to this server
+    typer.echo(f"Prefect UI: http://{host}:{port}  (API: http://{host}:{port}/api; PREFECT_HOME={os.environ['PREFECT_HOME']})")
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "prefect", "server", "start", "--host", host,
+                                      "--port", str(port)]))
+
+
+@app.command()
+def experiment(
+    config: Annotated[Path, typer.Argument(help="experiment YAML (see configs/experiment-demo.yaml)")],
+    out: Annotated[Optional[Path], typer.Option(help="results folder (default runs/experiment-<name>)")] = None,
+    model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id")] = None,
+    set_: SetOpt = None,
+) -> None:
+    """Selection vs random on your targets: representations × selectors × budgets × seeds, plus zero-shot,
+    random and full-data baselines and the distance-quantile experiment; tables, plots and a report.
+    Finished cells are reused, so re-running (or adding a seed or budget) computes only what is missing."""
+    from winnow.errors import WinnowError
+    from winnow.experiment.grid import load_experiment
+
+    try:
+        exp = load_experiment(str(config))
+    except WinnowError as e:
+        _fail(e)
+    env, _ = _prepare(Path(exp.settings) if exp.settings else None, [*exp.overrides, *(set_ or [])], model)
+    from flows.experiment import experiment as experiment_flow
+    from flows.runtime import task_runner
+
+    t0 = time.time()
+    try:
+        result = experiment_flow.with_options(task_runner=task_runner(env))(
+            config=str(config), out=str(out or Path("runs") / f"experiment-{exp.name}"),
+            overrides=[*_seed_overrides(env), *(set_ or []), f"model.name={model or env.model}"],
+            store_uri=env.store_uri, work_dir=str(env.home.resolve()), worker_threads=env.threads_per_worker)
+    except WinnowError as e:
+        _fail(e)
+    for name, rows in result["paired"].items():
+        if rows:
+            _print_table(f"{name}: method − random (same budget, seed)", rows)
+    typer.echo(f"{result['cells']} cells ({result['computed']} computed) in {(time.time() - t0) / 60:.1f} min; "
+               f"report: {result['report']}")
+
+
 @app.command("demo-data")
 def demo_data(
     out: Annotated[Path, typer.Option(help="folder for pool.jsonl, query.jsonl, test.jsonl")] = Path("data/demo"),

@@ -9,9 +9,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.featurize import run_feature_shards, run_warmup
+from flows.featurize import featurise_all
 from tasks.data import ingest_task
-from tasks.features import plan_features_task
 from tasks.model import prepare_model_task
 from tasks.selection import select_task
 from winnow.data.ingest import table_name_for
@@ -19,25 +18,6 @@ from winnow.report import markdown_table
 from winnow.settings import WinnowSettings
 
 REPRESENTATIONS = ("gradients", "hidden", "embedding")
-
-
-def featurise_all(cfg: WinnowSettings, data: dict[str, Any], representations: list[str], model_path: str,
-                  worker_model: Any, store_uri: str, work_dir: str) -> dict[str, dict[str, str]]:
-    """Feature tables {representation: {"pool": table, "query": table, "weights": [...]}} (warm-up if needed)."""
-    tables: dict[str, dict[str, Any]] = {}
-    plans = []
-    warm = None
-    if "gradients" in representations:
-        warm = run_warmup(cfg, data["pool"], model_path, store_uri, work_dir)
-    for rep in representations:
-        tables[rep] = {"weights": warm["weights"] if rep == "gradients" and warm else None}
-        for role, kind in (("pool", "adam"), ("query", "sgd")):
-            plan = plan_features_task(store_uri, data[role]["table"], data[role]["table_rows"], model_path,
-                                      worker_model, cfg.features, rep, warm["dir"] if warm else None, kind)
-            tables[rep][role] = plan["job"].feature_table
-            plans.append(plan)
-    run_feature_shards(plans)
-    return tables
 
 
 @flow(name="compare", log_prints=True)

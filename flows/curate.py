@@ -1,7 +1,6 @@
 """The curation flow: warm up, featurise pool and query on Dask, select, fine-tune, evaluate, report."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +9,9 @@ from prefect import flow, get_run_logger
 
 from tasks.data import ingest_task, validate_task
 from tasks.evaluation import evaluate_task
-from flows.featurize import run_feature_shards, run_warmup
+from flows.featurize import run_gradient_features, run_warmup
 from flows.nice import run_nice
-from tasks.features import plan_features_task
+from flows.runtime import deployment_task_runner, resolve_locations
 from tasks.model import prepare_model_task
 from tasks.report import report_task
 from tasks.selection import select_task
@@ -22,11 +21,14 @@ from winnow.hashing import file_digest
 from winnow.settings import WinnowSettings, settings_hash
 
 
-@flow(name="curate", log_prints=True)
-def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any], store_uri: str,
-           work_dir: str, worker_threads: int = 1, versions: dict[str, str] | None = None) -> dict[str, Any]:
-    """Targeted selection of ``pool`` for the task that ``query`` exemplifies, checked on ``test``."""
+@flow(name="curate", log_prints=True, task_runner=deployment_task_runner())
+def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any], store_uri: str = "",
+           work_dir: str = "", worker_threads: int = 1, versions: dict[str, str] | None = None) -> dict[str, Any]:
+    """Targeted selection of ``pool`` for the task that ``query`` exemplifies, checked on ``test``.
+
+    ``settings`` is a (partial) settings mapping; empty ``store_uri``/``work_dir`` come from the environment."""
     logger = get_run_logger()
+    store_uri, work_dir = resolve_locations(store_uri, work_dir)
     cfg = WinnowSettings.model_validate(settings)
     worker_model = cfg.model.model_copy(update={"num_threads": worker_threads})
     out_dir = Path(out).resolve()
@@ -44,14 +46,7 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
 
     warm = run_warmup(cfg, data["pool"], model_path, store_uri, work_dir)
 
-    t0 = time.time()
-    plans = [plan_features_task(store_uri, data[role]["table"], data[role]["table_rows"], model_path, worker_model,
-                                cfg.features, "gradients", warm["dir"], kind)
-             for role, kind in (("pool", "adam"), ("query", "sgd"))]
-    feats = run_feature_shards(plans)
-    features = {"pool_table": plans[0]["job"].feature_table, "query_table": plans[1]["job"].feature_table,
-                "projector": cfg.features.projector, "dim": cfg.features.proj_dim, **feats,
-                "seconds": round(time.time() - t0, 1)}
+    features = run_gradient_features(cfg, data["pool"], data["query"], warm, model_path, worker_model, store_uri)
 
     subsets = {name: select_task(store_uri, features["query_table"], features["pool_table"], data["pool"]["table"],
                                  selector=selector, budget=cfg.selection.budget, seed=cfg.selection.seed,

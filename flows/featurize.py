@@ -4,6 +4,7 @@ A plain helper (not a subflow) so the shards run on the *calling* flow's Dask ta
 """
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,9 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from tqdm.auto import tqdm
 
-from tasks.features import feature_shard_task
+from tasks.features import feature_shard_task, plan_features_task
 from tasks.training import warmup_task
-from winnow.settings import WinnowSettings, settings_hash
+from winnow.settings import ModelSettings, WinnowSettings, settings_hash
 
 
 def run_feature_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
@@ -42,3 +43,36 @@ def run_warmup(cfg: WinnowSettings, pool: dict[str, Any], model_path: str, store
                          "pool": pool["table"], "version": pool["version"]})
     return warmup_task(store_uri, pool["table"], pool["version"], model_path, cfg.model, cfg.warmup,
                        str(Path(work_dir) / "warmup" / key))
+
+
+def run_gradient_features(cfg: WinnowSettings, pool: dict[str, Any], query: dict[str, Any], warm: dict[str, Any],
+                          model_path: str, worker_model: ModelSettings, store_uri: str) -> dict[str, Any]:
+    """LESS features of a pool table (Adam-preconditioned) and a query table (plain gradients), shard by shard;
+    shards finished before (by this run or any other on the same store) are skipped."""
+    t0 = time.time()
+    plans = [plan_features_task(store_uri, data["table"], data["table_rows"], model_path, worker_model,
+                                cfg.features, "gradients", warm["dir"], kind)
+             for data, kind in ((pool, "adam"), (query, "sgd"))]
+    feats = run_feature_shards(plans)
+    return {"pool_table": plans[0]["job"].feature_table, "query_table": plans[1]["job"].feature_table,
+            "projector": cfg.features.projector, "dim": cfg.features.proj_dim, **feats,
+            "seconds": round(time.time() - t0, 1)}
+
+
+def featurise_all(cfg: WinnowSettings, data: dict[str, Any], representations: list[str], model_path: str,
+                  worker_model: Any, store_uri: str, work_dir: str) -> dict[str, dict[str, str]]:
+    """Feature tables {representation: {"pool": table, "query": table, "weights": [...]}} (warm-up if needed)."""
+    tables: dict[str, dict[str, Any]] = {}
+    plans = []
+    warm = None
+    if "gradients" in representations:
+        warm = run_warmup(cfg, data["pool"], model_path, store_uri, work_dir)
+    for rep in representations:
+        tables[rep] = {"weights": warm["weights"] if rep == "gradients" and warm else None}
+        for role, kind in (("pool", "adam"), ("query", "sgd")):
+            plan = plan_features_task(store_uri, data[role]["table"], data[role]["table_rows"], model_path,
+                                      worker_model, cfg.features, rep, warm["dir"] if warm else None, kind)
+            tables[rep][role] = plan["job"].feature_table
+            plans.append(plan)
+    run_feature_shards(plans)
+    return tables

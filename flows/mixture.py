@@ -7,6 +7,8 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from flows.env import EnvSettings
+from flows.runtime import deployment_task_runner, resolve_locations
 from flows.featurize import run_feature_shards, run_warmup
 from tasks.data import ingest_task
 from tasks.features import plan_features_task
@@ -14,6 +16,7 @@ from tasks.evaluation import evaluate_task
 from tasks.mixture import (build_mixture_task, distributions_task, influence_task, loglik_row_task,
                            split_domains_task, taskpgm_task)
 from tasks.model import prepare_model_task
+from tasks.report import artifact_key, with_inline_images
 from tasks.training import finetune_task
 from winnow.data.ingest import table_name_for
 from winnow.hashing import file_digest, text_digest
@@ -38,7 +41,7 @@ def duet_trial(trial: int, label: str, proportions: list[float], domains: dict[s
     adapter = finetune_task(sub["path"], sub["digest"], model_path, cfg.model, cfg.finetune, cfg.finetune_lora,
                             str(run_dir))
     if feedback == "external":
-        create_markdown_artifact(key=f"{study}-trial-{trial}".lower().replace("_", "-")[:100], markdown=(
+        create_markdown_artifact(key=artifact_key(f"{study}-trial-{trial}", "waiting"), markdown=(
             f"# Trial {trial} ({label}) waits for a score\n\nAdapter: `{adapter}`\n\nMixture: {sub['counts']}\n\n"
             f"Post the score with `winnow feedback --study {study} --trial {trial} --score X`."))
         logger.info("trial %d: adapter %s published; waiting for `winnow feedback --study %s --trial %d`",
@@ -62,11 +65,13 @@ def influence(cfg: WinnowSettings, data: dict[str, Any], domains: dict[str, Any]
                           cfg.mixture.domain_key, str(Path(work_dir) / "mixture" / study / "influence.json"))
 
 
-@flow(name="mixture", log_prints=True)
-def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri: str, work_dir: str,
-            optuna_storage: str, study: str, feedback: str = "auto", worker_threads: int = 1) -> dict[str, Any]:
+@flow(name="mixture", log_prints=True, task_runner=deployment_task_runner())
+def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri: str = "", work_dir: str = "",
+            optuna_storage: str = "", study: str = "mixture", feedback: str = "auto", worker_threads: int = 1) -> dict[str, Any]:
     """Warm-started DUET over domain proportions; the target is seen only through ``test``'s score (or a person's)."""
     logger = get_run_logger()
+    store_uri, work_dir = resolve_locations(store_uri, work_dir)
+    optuna_storage = optuna_storage or EnvSettings().optuna_path
     cfg = WinnowSettings.model_validate(settings)
     m = cfg.mixture
     out_dir = Path(out).resolve()
@@ -129,8 +134,8 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
         "![task affinity](affinity.png)",
         f"Dashboard: `optuna-dashboard {optuna_storage if '://' in optuna_storage else 'sqlite:///' + optuna_storage}`"])
     (out_dir / "mixture.md").write_text(md + "\n")
-    create_markdown_artifact(markdown=md, key=f"mixture-{study}".lower().replace("_", "-")[:100],
+    create_markdown_artifact(markdown=with_inline_images(md, out_dir), key=artifact_key(f"mixture-{study}", "report"),
                              description="mixture search report")
-    create_table_artifact(table=trials, key=f"mixture-trials-{study}".lower().replace("_", "-")[:100])
+    create_table_artifact(table=trials, key=artifact_key(f"mixture-{study}", "trials"))
     return {"trials": trials, "best": dict(zip(names, best)), "best_score": best_score,
             "taskpgm": dict(zip(names, pgm["proportions"])), "report": str(out_dir / "mixture.md")}

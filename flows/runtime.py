@@ -82,3 +82,16 @@ def versions() -> dict[str, str]:
     except (OSError, subprocess.SubprocessError):
         out["commit"] = "?"
     return out
+
+
+def deployment_task_runner() -> DaskTaskRunner:
+    """The task runner a flow is defined with. Runs started by a deployment (``winnow serve`` or a work pool)
+    import the flow from its entrypoint, so the CLI's ``with_options`` cannot reach them: they take the
+    cluster named by the environment of the process that runs them."""
+    return task_runner(EnvSettings())
+
+
+def resolve_locations(store_uri: str, work_dir: str) -> tuple[str, str]:
+    """A flow's store and work folder: as passed, or (deployed runs) from the environment."""
+    env = EnvSettings()
+    return store_uri or env.store_uri, work_dir or str(env.home.resolve())

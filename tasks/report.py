@@ -12,9 +12,24 @@ from winnow.data.loaders import write_jsonl
 from winnow.report import plot_sources, render_report, results_table, source_table
 
 
-def _artifact_key(name: str, what: str) -> str:
+def artifact_key(name: str, what: str) -> str:
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
     return f"{slug}-{what}"[:100]
+
+
+def with_inline_images(md: str, folder: str | Path) -> str:
+    """The report's markdown with its local PNGs inlined as data URIs: the Prefect UI cannot read the run
+    folder, so an artifact shows its plots only if it carries them (a plot here is 20–60 kB)."""
+    import base64
+    import re
+
+    def inline(m: re.Match) -> str:
+        path = Path(folder) / m.group(2)
+        if not path.is_file():
+            return m.group(0)
+        return f"![{m.group(1)}](data:image/png;base64,{base64.b64encode(path.read_bytes()).decode()})"
+
+    return re.sub(r"!\[([^\]]*)\]\(([^)\s]+\.png)\)", inline, md)
 
 
 @task(name="report")
@@ -40,9 +55,9 @@ def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str,
                                                   "selector": selection["selector"], "versions": versions}, indent=1))
     for k, v in metrics.items():
         write_jsonl(out / f"predictions_{k}.jsonl", v["predictions"])
-    create_markdown_artifact(markdown=md, key=_artifact_key(name, "report"), description="Winnow curation report")
-    create_table_artifact(table=results_table(metrics), key=_artifact_key(name, "results"),
+    create_markdown_artifact(markdown=with_inline_images(md, out), key=artifact_key(name, "report"), description="Winnow curation report")
+    create_table_artifact(table=results_table(metrics), key=artifact_key(name, "results"),
                           description="base / random / selected on the test set")
-    create_table_artifact(table=sources, key=_artifact_key(name, "subset-sources"),
+    create_table_artifact(table=sources, key=artifact_key(name, "subset-sources"),
                           description="examples per source in each subset")
     return str(out / "report.md")

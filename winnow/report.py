@@ -130,3 +130,18 @@ def plot_trials(trials: list[dict[str, Any]], names: list[str], path: str | Path
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def plot_history(exact_match: list[float], rows: list[int], path: str | Path) -> str:
+    """Exact match of each retrain's adapter against the pool size it was selected from."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(range(1, len(rows) + 1), exact_match, marker="o")
+    ax.set_xticks(range(1, len(rows) + 1), [f"{n} rows" for n in rows], fontsize=8)
+    ax.set_ylabel("exact match (test)")
+    ax.set_xlabel("retrain (pool size)")
+    ax.set_ylim(bottom=0)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

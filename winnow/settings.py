@@ -186,15 +186,18 @@ def build_settings(base: dict[str, Any] | None = None, overrides: list[str] | No
 
 def load_settings(path: str | None, overrides: list[str] | None = None) -> WinnowSettings:
     """Read a YAML settings file (optional) and apply overrides."""
-    base: dict[str, Any] = {}
-    if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                base = yaml.safe_load(f) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"settings file {path} does not exist") from None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML ({e})") from None
-        if not isinstance(base, dict):
-            raise ConfigError(f"{path}: top level must be a mapping of sections")
-    return build_settings(base, overrides)
+    return build_settings(read_yaml_mapping(path, "settings") if path else {}, overrides)
+
+
+def read_yaml_mapping(path: str, what: str) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping, or a ConfigError naming the file and the problem."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = yaml.safe_load(f) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{what} file {path} does not exist") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping")
+    return data

@@ -9,7 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from winnow.data.loaders import load_records
-from winnow.store import lance
+from winnow.errors import DataFormatError
+from winnow.hashing import file_digest
+from winnow.store import lance, ledger
+
+DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
 
 
 def table_name_for(role: str, spec: str) -> str:
@@ -30,3 +34,35 @@ def ingest(spec: str, store_uri: str, table: str) -> dict[str, Any]:
             "ids_not_in_file": extra,
             "quarantine": [asdict(q) for q in result.quarantined],
             "truncation": "prompts cut from the left, responses from the right (see winnow.data.formatting)"}
+
+
+def data_files(paths: list[str]) -> list[str]:
+    """Files to ingest: each file as given, and each directory's data files (not recursive), in name order.
+    A directory saved by ``datasets`` counts as one data set, not as a folder of files."""
+    out: list[str] = []
+    for p in map(Path, paths):
+        if p.is_dir() and not (p / "dataset_info.json").exists():
+            out += [str(f) for f in sorted(p.iterdir()) if f.is_file() and f.suffix in DATA_SUFFIXES]
+        elif p.exists():
+            out.append(str(p))
+        else:
+            raise DataFormatError(str(p), "does not exist")
+    return out
+
+
+def ingest_file(path: str, store_uri: str, table: str) -> dict[str, Any]:
+    """Ingest one file unless this exact content was ingested into ``table`` before (the ingest ledger is
+    keyed by content hash, so a renamed copy is skipped and an edited file is read again)."""
+    digest = file_digest(path) if Path(path).is_file() else hashlib.sha256(os.path.abspath(path).encode()).hexdigest()
+    db = lance.connect(store_uri)
+    key = f"{table}:{digest}"
+    if ledger.has(db, ledger.INGESTED, key):
+        done = [e for e in ledger.entries(db, ledger.INGESTED, table) if e["key"] == key][0]
+        return {"path": path, "digest": digest, "skipped": True, "added": 0, "in": done["in"], "used": done["used"],
+                "quarantined": done["quarantined"], "quarantine": [], "table": table,
+                "version": db.open_table(table).version, "table_rows": db.open_table(table).count_rows()}
+    result = ingest(path, store_uri, table)
+    ledger.record(db, ledger.INGESTED, key, table, {"path": path, "added": result["added"], "in": result["in"],
+                                                      "used": result["used"], "quarantined": result["quarantined"],
+                                                      "version": result["version"]})
+    return {**result, "digest": digest, "skipped": False}

@@ -54,8 +54,8 @@ def evaluate(model: Any, tokenizer: Any, records: list[Record], settings: EvalSe
     hits = [exact_match(p, r.response) for p, r in zip(preds, records)]
     losses = response_losses(model, tokenizer, records, batch_size=settings.batch_size, max_length=max_length)
     return {"n": len(records), "exact_match": float(np.mean(hits)), "response_loss": float(losses.mean()),
-            "predictions": [{"id": r.id, "prediction": p, "gold": r.response, "hit": h}
-                            for r, p, h in zip(records, preds, hits)]}
+            "predictions": [{"id": r.id, "prediction": p, "gold": r.response, "hit": h, "loss": float(l)}
+                            for r, p, h, l in zip(records, preds, hits, losses)]}
 
 
 def evaluate_adapter(model_path: str, adapter_dir: str | None, test_spec: str, *, model: ModelSettings,

@@ -1,0 +1,59 @@
+"""The ingest flow: append new examples to a pool table and announce them with a Prefect event.
+
+The event (``winnow.pool.updated``, resource ``winnow.pool.<table>``) is what the retrain deployment's
+trigger listens for; its payload says how many rows arrived and the table's new version.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_table_artifact
+from prefect.events import emit_event
+
+from flows.env import EnvSettings
+from tasks.report import artifact_key
+from winnow.data.ingest import data_files, ingest_file
+
+POOL_UPDATED = "winnow.pool.updated"
+
+
+def pool_resource(table: str) -> dict[str, str]:
+    return {"prefect.resource.id": f"winnow.pool.{table}", "prefect.resource.name": table}
+
+
+@task(name="ingest-file", retries=1, task_run_name="ingest-{path}")
+def ingest_file_task(path: str, store_uri: str, table: str) -> dict[str, Any]:
+    """Not cached by Prefect: the store's ingest ledger (content hash per table) is the one record of what
+    was ingested, shared by every process on the store."""
+    return ingest_file(path, store_uri, table)
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(paths: list[str], table: str = "pool", store_uri: str = "") -> dict[str, Any]:
+    """Ingest files and directories (a directory = its .jsonl/.json/.parquet files); emit one event when rows
+    were added. Deployed twice: on demand, and every minute over the watched inbox directory."""
+    logger = get_run_logger()
+    store_uri = store_uri or EnvSettings().store_uri
+    files = data_files(paths)
+    results = [ingest_file_task(f, store_uri, table) for f in files]
+    added = sum(r["added"] for r in results)
+    rows = [{"file": r["path"], "in": r["in"], "used": r["used"], "quarantined": r["quarantined"], "added": r["added"],
+             "status": "already ingested" if r["skipped"] else "ingested"} for r in results]
+    for r in results:
+        for q in r["quarantine"]:
+            logger.warning("quarantined %s:%s field %s: %s", q["path"], q["line"], q["field"], q["reason"])
+    summary = {"table": table, "files": len(files), "new_rows": added,
+               "table_rows": results[-1]["table_rows"] if results else 0,
+               "version": results[-1]["version"] if results else None}
+    if rows:
+        create_table_artifact(table=rows, key=artifact_key(f"ingest-{table}", "files"),
+                              description=f"files ingested into {table}: {added} new rows")
+    if added:
+        emit_event(event=POOL_UPDATED, resource=pool_resource(table),
+                   payload={**summary, "sources": [r["path"] for r in results if r["added"]]})
+        logger.info("%d new rows in %s (now %d rows, version %s); emitted %s", added, table,
+                    summary["table_rows"], summary["version"], POOL_UPDATED)
+    else:
+        logger.info("no new rows for %s (%d files already ingested or without new ids)", table, len(files))
+    return summary

@@ -1,0 +1,52 @@
+"""The experiment flow end to end on the tiny model: every cell runs once, a re-run computes nothing, and an
+added seed computes only its own cells; results, statistics, plots and report are written."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+OVERRIDES = ["model.max_length=64", "warmup.fraction=0.5", "warmup.train.epochs=2", "warmup.train.lr=0.01",
+             "features.proj_dim=64", "features.shard_size=10", "features.batch_size=5", "finetune.epochs=1",
+             "finetune.lr=0.01", "eval.max_new_tokens=3"]
+
+
+def test_experiment_runs_each_cell_once(prefect_harness, tiny_model_path, data_dir, tmp_path) -> None:
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.experiment import experiment
+
+    good = data_dir / "good"
+    exp = {"name": "tiny", "pool": str(good / "pool.jsonl"),
+           "targets": [{"name": "t", "query": str(good / "query.jsonl"), "test": str(good / "test.jsonl")}],
+           "overrides": [*OVERRIDES, f"model.name={tiny_model_path}"], "representations": ["gradients", "hidden"],
+           "selectors": ["rr"], "budgets": [4, 6], "seeds": [0],
+           "distance": {"representation": "gradients", "quantiles": 2, "sample": 3}}
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump(exp))
+    run = experiment.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))
+    kw = dict(config=str(config), out=str(tmp_path / "out"), store_uri=str(tmp_path / "store"),
+              work_dir=str(tmp_path / "work"))
+
+    first = run(**kw)
+    assert (first["cells"], first["computed"]) == (1 + 1 + 2 * 3 + 2, 10)
+    df = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert len(df) == 10 and set(df.method) == {"zero_shot", "full", "random", "gradients/round_robin",
+                                                "hidden/round_robin", "quantile"}
+    assert sorted(df[df.method == "random"].budget_size) == [4, 6]
+    assert set(df[df.method == "full"].budget_size) == {20} and set(df[df.method == "quantile"].budget_size) == {3}
+    assert df[df.method != "zero_shot"].distance.notna().all()
+    assert (tmp_path / "out" / "results.csv").exists()
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "Paired difference to random" in report and "Distance quantiles" in report
+    for png in ("budget_t.png", "distance_t.png", "quantiles_t.png"):
+        assert (tmp_path / "out" / png).stat().st_size > 5000
+
+    assert run(**kw)["computed"] == 0  # nothing is recomputed
+    exp["seeds"] = [0, 1]
+    config.write_text(yaml.safe_dump(exp))
+    more = run(**kw)
+    assert (more["cells"], more["computed"]) == (19, 9)  # seed 1: full, 2 x (random + 2 methods), 2 quantiles
+    paired = pd.read_csv(tmp_path / "out" / "paired_t_exact_match.csv")
+    assert set(paired.n_seeds) == {2} and len(paired) == 4

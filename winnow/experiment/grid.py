@@ -1,0 +1,132 @@
+"""The experiment's configuration and its cells.
+
+A cell is one fine-tune + evaluation: a target, a method (a representation × selector pair, or a baseline,
+or a distance quantile), a budget and a seed. Its key hashes everything that determines its result, so a
+finished cell is found again on any later run (adding a seed or a budget adds cells, it changes none).
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from winnow.errors import ConfigError
+from winnow.selection.targeted import canonical_selector
+from winnow.settings import read_yaml_mapping, settings_hash
+
+REPRESENTATIONS = ("gradients", "hidden", "embedding")
+BASELINES = ("zero_shot", "random", "full")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Target(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    query: str
+    test: str
+    metric: Literal["exact_match", "response_loss"] = "exact_match"
+
+
+class Distance(_Strict):
+    """The distance experiment: the pool ordered by ``representation``'s round-robin, cut into ``quantiles``
+    equal parts; ``sample`` examples drawn from each part are trained on."""
+
+    representation: Literal["gradients", "hidden", "embedding"] = "gradients"
+    quantiles: int = Field(4, ge=2)
+    sample: int = Field(16, ge=1)
+
+
+class ExperimentConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    pool: str
+    targets: list[Target] = Field(min_length=1)
+    settings: str | None = Field(None, description="a winnow settings YAML (model, warm-up, features, fine-tune)")
+    overrides: list[str] = []
+    representations: list[Literal["gradients", "hidden", "embedding"]] = ["gradients"]
+    selectors: list[str] = ["round_robin"]
+    budgets: list[float] = Field([0.05], min_length=1)
+    seeds: list[int] = Field([0], min_length=1)
+    baselines: list[Literal["zero_shot", "random", "full"]] = list(BASELINES)
+    full_seeds: list[int] | None = Field(None, description="seeds of the full-data baseline (default: seeds)")
+    distance: Distance | None = None
+
+    @field_validator("selectors")
+    @classmethod
+    def _known(cls, v: list[str]) -> list[str]:
+        return [canonical_selector(s) for s in v]
+
+    @field_validator("budgets")
+    @classmethod
+    def _positive(cls, v: list[float]) -> list[float]:
+        if any(b <= 0 for b in v):
+            raise ValueError("budgets must be > 0 (<= 1: share of the pool; > 1: examples)")
+        return v
+
+
+def load_experiment(path: str) -> ExperimentConfig:
+    raw = read_yaml_mapping(path, "experiment")
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except (ValidationError, ValueError) as e:
+        problems = "; ".join(f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()) \
+            if isinstance(e, ValidationError) else str(e)
+        raise ConfigError(f"{path}: {problems}") from None
+
+
+@dataclass(frozen=True)
+class Cell:
+    target: str
+    method: str            # "<representation>/<selector>", a baseline, or "quantile"
+    representation: str    # "" for baselines
+    selector: str          # "" for baselines
+    budget: float          # requested (share or count); 0 for zero-shot and full
+    seed: int
+    quantile: int = -1     # 0 = closest to the queries; -1 outside the distance experiment
+
+    def key(self, fingerprint: str) -> str:
+        return settings_hash({**asdict(self), "fingerprint": fingerprint})
+
+
+def plan_cells(cfg: ExperimentConfig) -> list[Cell]:
+    """Every cell of the grid, baselines first (zero-shot has no seed or budget; full has no budget)."""
+    cells: list[Cell] = []
+    for t in cfg.targets:
+        if "zero_shot" in cfg.baselines:
+            cells.append(Cell(t.name, "zero_shot", "", "", 0.0, 0))
+        if "full" in cfg.baselines:
+            cells += [Cell(t.name, "full", "", "", 0.0, s) for s in (cfg.full_seeds or cfg.seeds)]
+        for b in cfg.budgets:
+            for s in cfg.seeds:
+                if "random" in cfg.baselines:
+                    cells.append(Cell(t.name, "random", "", "random", b, s))
+                for rep in cfg.representations:
+                    cells += [Cell(t.name, f"{rep}/{sel}", rep, sel, b, s) for sel in cfg.selectors]
+        if cfg.distance:
+            d = cfg.distance
+            cells += [Cell(t.name, "quantile", d.representation, "round_robin", float(d.sample), s, q)
+                      for q in range(d.quantiles) for s in cfg.seeds]
+    return cells
+
+
+def quantile_split(n: int, q: int) -> list[np.ndarray]:
+    """Ranks 0..n-1 cut into ``q`` contiguous parts whose sizes differ by at most one (earlier parts larger)."""
+    if q < 1 or q > n:
+        raise ConfigError(f"distance.quantiles: {q} quantiles of a {n}-example pool")
+    return [part for part in np.array_split(np.arange(n), q)]
+
+
+def quantile_sample(order: np.ndarray, q: int, quantile: int, size: int, seed: int) -> np.ndarray:
+    """``size`` pool indices drawn without replacement from the ``quantile``-th part of ``order``."""
+    part = order[quantile_split(len(order), q)[quantile]]
+    if size > len(part):
+        raise ConfigError(f"distance.sample: {size} examples asked from a quantile of {len(part)}")
+    return np.sort(np.random.default_rng([seed, quantile]).choice(part, size=size, replace=False))
+
+
+def cell_row(cell: Cell, result: dict[str, Any]) -> dict[str, Any]:
+    """A results-table row: every setting of the cell and every measured value."""
+    return {**asdict(cell), **result}

@@ -1,0 +1,64 @@
+"""Statistics of the experiment: mean ± std over seeds, and the paired difference to random.
+
+Two intervals for "method minus random" at the same target, budget and seed:
+- over seeds (the published protocol): the mean of per-seed differences ± t(0.975, n−1)·sd/√n;
+- over test examples: a paired bootstrap of per-example differences pooled over seeds, which is what gives a
+  usable interval when only a few seeds are affordable.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as st
+
+GROUP = ["target", "method", "budget_size"]
+
+
+def summarize(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean, sample std (ddof=1; NaN for one seed) and count over seeds per target × method × budget."""
+    g = df.groupby(GROUP, dropna=False)[metric]
+    return g.agg(mean="mean", std="std", n="count").reset_index()
+
+
+def t_interval(diffs: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and two-sided t confidence interval of paired differences (NaN bounds for fewer than 2)."""
+    d = np.asarray(diffs, dtype=float)
+    m = float(d.mean())
+    if len(d) < 2:
+        return m, math.nan, math.nan
+    half = float(st.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d)))
+    return m, m - half, m + half
+
+
+def bootstrap_interval(diffs: np.ndarray, level: float = 0.95, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the mean of paired per-example differences."""
+    d = np.asarray(diffs, dtype=float)
+    rng = np.random.default_rng(seed)
+    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
+
+
+def paired_vs_random(df: pd.DataFrame, metric: str, per_example: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """One row per target × method × budget (random itself excluded): mean difference to random over the
+    seeds both have, its t interval, and (given per-example values by cell key) a bootstrap interval."""
+    rand = df[df.method == "random"].set_index(["target", "budget_size", "seed"])
+    rows: list[dict[str, Any]] = []
+    for (target, method, size), grp in df[df.method.str.contains("/")].groupby(["target", "method", "budget_size"]):
+        pairs = [(r, rand.loc[(target, size, r.seed)]) for r in grp.itertuples()
+                 if (target, size, r.seed) in rand.index]
+        if not pairs:
+            continue
+        diffs = np.array([getattr(a, metric) - b[metric] for a, b in pairs])
+        mean, lo, hi = t_interval(diffs)
+        row = {"target": target, "method": method, "budget_size": size, "n_seeds": len(pairs),
+               "diff": mean, "t_low": lo, "t_high": hi}
+        if per_example is not None:
+            ex = [per_example[a.key] - per_example[b["key"]] for a, b in pairs
+                  if a.key in per_example and b["key"] in per_example]
+            if ex:
+                row["boot_low"], row["boot_high"] = bootstrap_interval(np.concatenate(ex))
+        rows.append(row)
+    return pd.DataFrame(rows)
