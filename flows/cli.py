@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from flows.env import EnvSettings, apply_environment
+from flows.env import EnvSettings, apply_environment, start_private_server
 
 if TYPE_CHECKING:
     from winnow.settings import WinnowSettings
@@ -37,7 +37,6 @@ def _seed_overrides(env: EnvSettings) -> list[str]:
 def _prepare(config: Optional[Path], overrides: list[str], model: Optional[str]) -> tuple[EnvSettings, "WinnowSettings"]:
     """Environment and validated settings (seeds from WINNOW_SEED first, then --set, then the command's own
     options), and a pre-flight check of any configured server: every problem reported before work starts."""
-    from flows.runtime import preflight
     from winnow.errors import WinnowError
     from winnow.settings import load_settings
 
@@ -45,6 +44,12 @@ def _prepare(config: Optional[Path], overrides: list[str], model: Optional[str])
     try:
         settings = load_settings(str(config) if config else None,
                                  [*_seed_overrides(env), *overrides, f"model.name={model or env.model}"])
+    except WinnowError as e:
+        _fail(e)
+    start_private_server(env)  # before Prefect is imported (flows.runtime imports it)
+    from flows.runtime import preflight
+
+    try:
         preflight(env)
     except WinnowError as e:
         _fail(e)

@@ -22,7 +22,7 @@ class EnvSettings(BaseSettings):
     offline: bool = Field(True, description="set HF_HUB_OFFLINE=1 so nothing is fetched from a hub")
     lancedb_uri: str = Field("", description="feature store; empty = <home>/lancedb; s3://... for object storage")
     prefect_api_url: str = Field("", validation_alias=AliasChoices("WINNOW_PREFECT_API_URL", "PREFECT_API_URL"),
-                                 description="empty = embedded Prefect (no server)")
+                                 description="empty = a private server per command")
     dask_scheduler_address: str = Field(
         "", validation_alias=AliasChoices("WINNOW_DASK_SCHEDULER_ADDRESS", "DASK_SCHEDULER_ADDRESS"),
         description="empty = a local Dask cluster started per flow run")
@@ -69,3 +69,59 @@ def apply_environment(env: EnvSettings) -> None:
     for k, v in defaults.items():
         os.environ.setdefault(k, v)
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing`", category=FutureWarning)
+
+
+def start_private_server(env: EnvSettings, timeout_s: float = 120.0) -> str | None:
+    """Without ``PREFECT_API_URL``, run one Prefect server for this command and point everything at it.
+
+    Prefect's embedded mode starts a temporary server in *every* process that talks to the API — the flow
+    process and each Dask worker — and those servers migrate the same SQLite database at once (seen here:
+    ``duplicate column name`` and a failed run), besides costing 13–16 s per worker. One server process on a
+    free loopback port, started before Prefect is imported, is shared by the flow and the workers it
+    spawns (they inherit ``PREFECT_API_URL``), keeps its state in ``PREFECT_HOME`` as embedded mode does, and
+    is stopped when the command exits. Returns the API URL, or None when a server is configured already.
+    """
+    import atexit
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    if env.prefect_api_url or os.environ.get("PREFECT_API_URL"):
+        return None
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    home = Path(os.environ["PREFECT_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    log = open(home / "server.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
+                             str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                            env={**os.environ, "PREFECT_UI_ENABLED": "false"})
+
+    def stop() -> None:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+    atexit.register(stop)
+    url = f"http://127.0.0.1:{port}/api"
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Prefect server for this run exited ({proc.returncode}); see {home / 'server.log'}")
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                os.environ["PREFECT_API_URL"] = url
+                return url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    stop()
+    raise RuntimeError(f"the Prefect server for this run did not answer within {timeout_s:.0f} s; see {home / 'server.log'}")

@@ -34,3 +34,7 @@ class StaleArtifactError(WinnowError, RuntimeError):
 
 class MissingDependencyError(WinnowError, ImportError):
     """An optional package is needed; the message gives the install line."""
+
+
+class ShardError(WinnowError, RuntimeError):
+    """A feature shard failed: names the table, rows, checkpoint and cause (so a failed run says where)."""

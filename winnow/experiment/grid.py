@@ -38,6 +38,7 @@ class Distance(_Strict):
     representation: Literal["gradients", "hidden", "embedding"] = "gradients"
     quantiles: int = Field(4, ge=2)
     sample: int = Field(16, ge=1)
+    seeds: list[int] | None = Field(None, description="seeds of the quantile cells (default: the grid's seeds)")
 
 
 class ExperimentConfig(_Strict):
@@ -108,7 +109,7 @@ def plan_cells(cfg: ExperimentConfig) -> list[Cell]:
         if cfg.distance:
             d = cfg.distance
             cells += [Cell(t.name, "quantile", d.representation, "round_robin", float(d.sample), s, q)
-                      for q in range(d.quantiles) for s in cfg.seeds]
+                      for q in range(d.quantiles) for s in (d.seeds or cfg.seeds)]
     return cells
 
 

@@ -20,6 +20,7 @@ from winnow.features.gradients import gradient_features
 from winnow.features.hidden_states import hidden_state_features
 from winnow.features.per_example import lora_modules
 from winnow.features.projection import Projector
+from winnow.errors import ShardError, WinnowError
 from winnow.hashing import file_digest
 from winnow.models.loading import load_model, load_tokenizer, resolve_device, set_threads
 from winnow.models.lora import load_adapter
@@ -90,30 +91,36 @@ def featurize_range(job: FeatureJob, start: int, end: int, *, progress: bool = T
         encoded = [encode(tok, r, job.model.max_length) for r in records]
         n_tokens = [len(e.input_ids) for e in encoded]
     for ck in todo:
-        if job.representation == "embedding":
-            vecs, norms = embedding_features(job.embedder, records, batch_size=job.features.batch_size,
-                                             device=str(resolve_device(job.model.device)), progress=progress)
-        else:
-            base = load_model(job.model_path, device=job.model.device, dtype=job.model.dtype,
-                              trust_remote_code=job.model.trust_remote_code)  # a clean base for every checkpoint
-            if job.representation == "hidden":
-                vecs, norms = hidden_state_features(base, encoded, pad_id=tok.pad_token_id,
-                                                    batch_size=job.features.batch_size, progress=progress)
+        try:
+            if job.representation == "embedding":
+                vecs, norms = embedding_features(job.embedder, records, batch_size=job.features.batch_size,
+                                                 device=str(resolve_device(job.model.device)), progress=progress)
             else:
-                checkpoint = job.checkpoints[ck]
-                model = load_adapter(base, checkpoint.adapter_dir, trainable=True).eval()  # eval: no dropout
-                modules = lora_modules(model)
-                moments = load_adam_moments(checkpoint.optimizer_file, list(modules)) if job.kind == "adam" else None
-                projector = Projector(job.features.projector, job.features.proj_dim, job.features.seed,
-                                      job.features.sjlt_nnz)
-                vecs, norms = gradient_features(
-                    model, encoded, modules, projector, pad_id=tok.pad_token_id,
-                    batch_size=job.features.batch_size, moments=moments,
-                    betas=(job.features.adam_beta1, job.features.adam_beta2), eps=job.features.adam_eps,
-                    progress=progress, autocast_bf16=job.features.autocast_bf16)
-        lance.write_features(db, job.feature_table, records=records, row_idx=list(range(start, end)),
-                             checkpoint=ck, vectors=vecs, norms=norms, n_tokens=n_tokens)
-        lance.mark_done(db, job.feature_table, ck, start, end, end - start)
+                base = load_model(job.model_path, device=job.model.device, dtype=job.model.dtype,
+                                  trust_remote_code=job.model.trust_remote_code)  # a clean base for every checkpoint
+                if job.representation == "hidden":
+                    vecs, norms = hidden_state_features(base, encoded, pad_id=tok.pad_token_id,
+                                                        batch_size=job.features.batch_size, progress=progress)
+                else:
+                    checkpoint = job.checkpoints[ck]
+                    model = load_adapter(base, checkpoint.adapter_dir, trainable=True).eval()  # eval: no dropout
+                    modules = lora_modules(model)
+                    moments = load_adam_moments(checkpoint.optimizer_file, list(modules)) if job.kind == "adam" else None
+                    projector = Projector(job.features.projector, job.features.proj_dim, job.features.seed,
+                                          job.features.sjlt_nnz)
+                    vecs, norms = gradient_features(
+                        model, encoded, modules, projector, pad_id=tok.pad_token_id,
+                        batch_size=job.features.batch_size, moments=moments,
+                        betas=(job.features.adam_beta1, job.features.adam_beta2), eps=job.features.adam_eps,
+                        progress=progress, autocast_bf16=job.features.autocast_bf16)
+            lance.write_features(db, job.feature_table, records=records, row_idx=list(range(start, end)),
+                                 checkpoint=ck, vectors=vecs, norms=norms, n_tokens=n_tokens)
+            lance.mark_done(db, job.feature_table, ck, start, end, end - start)
+        except WinnowError:
+            raise
+        except Exception as e:  # name the shard: Prefect shows this message on the failed task run
+            raise ShardError(f"shard {job.feature_table}[{start}:{end}] ({job.representation}, checkpoint {ck}) "
+                             f"failed: {type(e).__name__}: {e}") from e
     return {"rows": end - start, "computed": len(todo),
             "skipped_checkpoints": len(job.checkpoint_indices) - len(todo)}
 

@@ -42,6 +42,8 @@ def test_cells_and_keys() -> None:
     assert {c.selector for c in cells if "/" in c.method} == {"round_robin", "doubly_greedy"}
     keys = {c.key("f") for c in cells}
     assert len(keys) == len(cells) and {c.key("g") for c in cells}.isdisjoint(keys)
+    fewer = plan_cells(_cfg(distance={"quantiles": 3, "sample": 2, "seeds": [0]}))
+    assert len([c for c in fewer if c.method == "quantile"]) == 3
     more = plan_cells(_cfg(seeds=[0, 1, 2]))  # adding a seed keeps every old cell (and its key)
     assert keys < {c.key("f") for c in more}
 

@@ -73,3 +73,19 @@ def test_features_are_deterministic_and_normalised(setup) -> None:
         out.append(lance.read_features(db, "f").vectors)
     np.testing.assert_allclose(out[0], out[1], atol=2e-3)  # batch size 4 vs 1, stored as fp16
     np.testing.assert_allclose(np.linalg.norm(out[0], axis=-1), 1.0, atol=2e-3)
+
+
+def test_a_failed_shard_names_its_table_rows_checkpoint_and_cause(tiny_model_path, data_dir, tmp_path) -> None:
+    import shutil
+
+    from tests.fixtures.jobs import gradient_job, warm_checkpoints
+    from winnow.data.loaders import load_records
+    from winnow.errors import ShardError
+    from winnow.features.shards import featurize_range
+
+    recs = load_records(data_dir / "good" / "pool.jsonl").records
+    cks = warm_checkpoints(tiny_model_path, recs, tmp_path / "warm")
+    job = gradient_job(str(tmp_path / "store"), tiny_model_path, recs, cks, dim=32, shard_size=5, batch_size=5)
+    shutil.rmtree(cks[1].adapter_dir)  # checkpoint 1's adapter is gone (e.g. a volume not mounted on a worker)
+    with pytest.raises(ShardError, match=r"shard f\[5:10\] \(gradients, checkpoint 1\) failed: \w+"):
+        featurize_range(job, 5, 10, progress=False)
