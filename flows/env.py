@@ -88,8 +88,6 @@ def start_private_server(env: EnvSettings, timeout_s: float = 120.0) -> str | No
     import sys
     import time
 
-    import httpx
-
     if env.prefect_api_url or os.environ.get("PREFECT_API_URL"):
         return None
     with socket.socket() as s:
@@ -116,12 +114,18 @@ def start_private_server(env: EnvSettings, timeout_s: float = 120.0) -> str | No
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"the Prefect server for this run exited ({proc.returncode}); see {home / 'server.log'}")
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                os.environ["PREFECT_API_URL"] = url
-                return url
-        except httpx.HTTPError:
-            pass
+        if _answers(f"{url}/health"):
+            os.environ["PREFECT_API_URL"] = url
+            return url
         time.sleep(0.5)
     stop()
     raise RuntimeError(f"the Prefect server for this run did not answer within {timeout_s:.0f} s; see {home / 'server.log'}")
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

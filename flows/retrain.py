@@ -96,9 +96,7 @@ def _report(table: str, entry: dict[str, Any], last: dict[str, Any] | None, feat
     results = [{"model": k, "exact_match": round(v["exact_match"], 4), "response_loss": round(v["response_loss"], 4),
                 "Δ exact match vs previous": (round(v["exact_match"] - metrics["previous"]["exact_match"], 4)
                                               if "previous" in metrics else "–")} for k, v in metrics.items()]
-    sources = [r for r in source_table(sub["sources"], [], sub["pool_sources"]) if r["selected"]]
-    for r in sources:
-        r.pop("random")
+    sources = source_table(sub["sources"], None, sub["pool_sources"])
     runs = [*history, {**entry, "at": time.time()}]
     plot = plot_history([r["exact_match"] for r in runs], [r["n_rows"] for r in runs], out_dir / "history.png")
     md = "\n\n".join([

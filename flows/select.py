@@ -22,9 +22,7 @@ def select_flow(pool_features: str, query_features: str, out: str, selector: str
     store_uri = store_uri or EnvSettings().store_uri
     sub = select_task(store_uri, query_features, pool_features, None, selector=selector, budget=budget, seed=seed,
                       out_dir=out, name=selector.replace("-", "_"))
-    rows = [r for r in source_table(sub["sources"], [], sub["pool_sources"]) if r["selected"]]
-    for r in rows:
-        r.pop("random")
+    rows = source_table(sub["sources"], None, sub["pool_sources"])
     create_table_artifact(table=rows, key=artifact_key(f"select-{pool_features}", "sources"),
                           description=f"{sub['budget']} of {sub['pool_size']} examples by {sub['selector']}, per source")
     return {k: sub[k] for k in ("selector", "budget", "pool_size", "path", "digest", "distances")}

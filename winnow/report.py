@@ -11,10 +11,12 @@ def results_table(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
              "n_test": m["n"]} for name, m in metrics.items()]
 
 
-def source_table(selected: list[str], random_: list[str], pool: list[str]) -> list[dict[str, Any]]:
-    s, r, p = Counter(selected), Counter(random_), Counter(pool)
-    return [{"source": k, "pool": p[k], "selected": s[k], "random": r[k]}
+def source_table(selected: list[str], random_: list[str] | None, pool: list[str]) -> list[dict[str, Any]]:
+    """Examples per source in the pool and the subsets; without a random subset, only sources selected."""
+    s, r, p = Counter(selected), Counter(random_ or []), Counter(pool)
+    rows = [{"source": k, "pool": p[k], "selected": s[k], **({"random": r[k]} if random_ is not None else {})}
             for k in sorted(p, key=lambda k: (-s[k], k))]
+    return rows if random_ is not None else [row for row in rows if row["selected"]]
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:

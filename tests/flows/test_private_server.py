@@ -22,7 +22,7 @@ from prefect import flow, task
 from prefect_dask import DaskTaskRunner
 
 @task
-def where() -> str:
+def where(i: int) -> str:
     return os.environ.get("PREFECT_API_URL", "")
 
 @flow(task_runner=DaskTaskRunner(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True,

@@ -56,11 +56,12 @@ def ingest_file(path: str, store_uri: str, table: str) -> dict[str, Any]:
     digest = file_digest(path) if Path(path).is_file() else hashlib.sha256(os.path.abspath(path).encode()).hexdigest()
     db = lance.connect(store_uri)
     key = f"{table}:{digest}"
-    if ledger.has(db, ledger.INGESTED, key):
-        done = [e for e in ledger.entries(db, ledger.INGESTED, table) if e["key"] == key][0]
+    done = ledger.get(db, ledger.INGESTED, key)
+    if done is not None:
+        tbl = db.open_table(table)
         return {"path": path, "digest": digest, "skipped": True, "added": 0, "in": done["in"], "used": done["used"],
                 "quarantined": done["quarantined"], "quarantine": [], "table": table,
-                "version": db.open_table(table).version, "table_rows": db.open_table(table).count_rows()}
+                "version": tbl.version, "table_rows": tbl.count_rows()}
     result = ingest(path, store_uri, table)
     ledger.record(db, ledger.INGESTED, key, table, {"path": path, "added": result["added"], "in": result["in"],
                                                       "used": result["used"], "quarantined": result["quarantined"],

@@ -37,7 +37,10 @@ def entries(db: Any, ledger: str, table: str) -> list[dict[str, Any]]:
     return [{**json.loads(r["payload"]), "key": r["key"], "at": r["at"]} for r in t if r["table"] == table]
 
 
-def has(db: Any, ledger: str, key: str) -> bool:
+def get(db: Any, ledger: str, key: str) -> dict[str, Any] | None:
+    """The entry under ``key`` (its payload), or None."""
     if not lance.table_exists(db, ledger):
-        return False
-    return db.open_table(ledger).count_rows(f"key = '{key.replace(chr(39), chr(39) * 2)}'") > 0
+        return None
+    quoted = key.replace("'", "''")
+    rows = db.open_table(ledger).search().where(f"key = '{quoted}'").limit(1).to_list()
+    return json.loads(rows[0]["payload"]) if rows else None
