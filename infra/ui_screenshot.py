@@ -2,7 +2,7 @@
 
 Used to show — and, in tests, to check — that a finished flow run and its report artifact are visible:
 
-    python infra/ui_screenshot.py --url http://127.0.0.1:4200/runs/flow-run/<id> --click Artifacts \
+    python infra/ui_screenshot.py --url http://127.0.0.1:4200/runs/flow-run/<id>?tab=Artifacts \
         --expect Completed --expect retrain-pool-report --out runs/ui.png
 
 Needs Debian's ``chromium`` and ``chromium-driver`` (``make browser-tool``) and ``selenium`` (test extra).
@@ -22,10 +22,9 @@ CHROMIUM_FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-
                   "--disable-sync", "--window-size=1400,1000"]
 
 
-def screenshot(url: str, out: str, expect: list[str], timeout_s: float = 60.0, click: str | None = None) -> str:
-    """Load ``url`` (and click the element whose text is ``click``, e.g. a tab), wait until the page text
-    holds every string in ``expect`` (the UI renders client-side), save a PNG to ``out`` and return the page
-    text. Raises TimeoutError naming what never appeared."""
+def screenshot(url: str, out: str, expect: list[str], timeout_s: float = 60.0) -> str:
+    """Load ``url``, wait until the page text holds every string in ``expect`` (the UI renders client-side),
+    save a PNG to ``out`` and return the page text. Raises TimeoutError naming what never appeared."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -40,11 +39,6 @@ def screenshot(url: str, out: str, expect: list[str], timeout_s: float = 60.0, c
         driver.get(url)
         deadline, text = time.time() + timeout_s, ""
         while time.time() < deadline:
-            if click:
-                found = driver.find_elements(By.XPATH, f"//*[normalize-space(text())='{click}']")
-                if found:
-                    found[0].click()
-                    click = None
             text = driver.find_element(By.TAG_NAME, "body").text
             if all(e in text for e in expect):
                 break
@@ -67,10 +61,9 @@ def main() -> None:
     ap.add_argument("--out", required=True)
     ap.add_argument("--expect", action="append", default=[], help="text the page must show (repeatable)")
     ap.add_argument("--timeout", type=float, default=60.0)
-    ap.add_argument("--click", help="text of an element to click first (e.g. the Artifacts tab)")
     args = ap.parse_args()
     try:
-        screenshot(args.url, args.out, args.expect, args.timeout, args.click)
+        screenshot(args.url, args.out, args.expect, args.timeout)
     except TimeoutError as e:
         sys.exit(f"error: {e}")
     print(args.out)
