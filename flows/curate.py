@@ -16,6 +16,7 @@ from tasks.model import prepare_model_task
 from tasks.report import report_task
 from tasks.selection import select_task
 from tasks.training import finetune_task
+from winnow.budget import describe_budget, resolve_budget
 from winnow.data.ingest import table_name_for
 from winnow.hashing import file_digest
 from winnow.settings import WinnowSettings, settings_hash
@@ -39,6 +40,7 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
             "query": ingest_task(query, store_uri, table_name_for("query", query)),
             "test": validate_task(test)}
     logger.info("data (in, used, quarantined): %s", {k: (v["in"], v["used"], v["quarantined"]) for k, v in data.items()})
+    resolve_budget(cfg.selection.budget, data["pool"]["table_rows"])  # too large a budget fails before any training
     for role in ("pool", "query"):
         if data[role]["ids_not_in_file"]:
             logger.warning("%s table %s holds %d ids that %s lacks (tables are append-only); they take part",
@@ -59,8 +61,8 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
                                       selector=cfg.selection.selector, budget=cfg.selection.budget,
                                       seed=cfg.selection.seed, out_dir=str(out_dir), name="nice",
                                       weights=warm["weights"])
-    logger.info("selected %d of %d examples by %s", subsets["selected"]["budget"], data["pool"]["table_rows"],
-                cfg.selection.selector)
+    logger.info("selected %d of %d examples (budget: %s) by %s", subsets["selected"]["budget"],
+                data["pool"]["table_rows"], describe_budget(cfg.selection.budget), cfg.selection.selector)
 
     adapters = {}
     for name, sub in subsets.items():

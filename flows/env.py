@@ -60,6 +60,8 @@ def apply_environment(env: EnvSettings) -> None:
         "TRANSFORMERS_VERBOSITY": "error",
         "DASK_LOGGING__DISTRIBUTED": "warning",
         "PYTHONWARNINGS": "ignore:`is_gradient_checkpointing`:FutureWarning",
+        # Expected errors as one line on the console, every traceback in the run's log file (flows/logs.py).
+        "PREFECT_LOGGING_SETTINGS_PATH": str(Path(__file__).with_name("logging.yml")),
     }
     if env.offline:
         defaults["HF_HUB_OFFLINE"] = "1"

@@ -30,6 +30,7 @@ from tasks.model import prepare_model_task
 from tasks.report import artifact_key, with_inline_images
 from tasks.selection import select_task
 from tasks.training import finetune_task
+from winnow.budget import describe_budget
 from winnow.data.ingest import table_name_for
 from winnow.experiment.grid import Cell, ExperimentConfig, cell_row, load_experiment, plan_cells, quantile_sample
 from winnow.experiment.plots import plot_budget, plot_distance, plot_quantiles
@@ -50,10 +51,13 @@ def _save_json(path: Path, obj: dict[str, Any]) -> None:
 
 @flow(name="experiment", log_prints=True, task_runner=deployment_task_runner())
 def experiment(config: str, out: str, overrides: list[str] | None = None, store_uri: str = "", work_dir: str = "",
-               worker_threads: int = 1) -> dict[str, Any]:
+               worker_threads: int = 1, budgets: list[int | float] | None = None) -> dict[str, Any]:
+    """``budgets``, when given, replaces the config's budgets (the CLI's ``--budget``)."""
     logger = get_run_logger()
     t0 = time.time()
     exp = load_experiment(config)
+    if budgets:
+        exp = ExperimentConfig.model_validate({**exp.model_dump(), "budgets": budgets})
     cfg = load_settings(exp.settings, [*exp.overrides, *(overrides or [])])
     store_uri, work_dir = resolve_locations(store_uri, work_dir)
     out_dir = Path(out).resolve()
@@ -164,7 +168,7 @@ def _publish(exp: ExperimentConfig, cells: list[Cell], fingerprints: dict[str, s
 
     parts = [f"# Winnow experiment: {exp.name}",
              f"{len(cells)} cells ({computed} computed in this run, {len(cells) - computed} reused), "
-             f"{seconds / 60:.1f} min. Seeds {exp.seeds}; budgets {exp.budgets} (≤ 1: share of the pool)."]
+             f"{seconds / 60:.1f} min. Seeds {exp.seeds}; budgets {', '.join(describe_budget(b) for b in exp.budgets)}."]
     plots, tables = [], {}
     for t in exp.targets:
         d = df[df.target == t.name]

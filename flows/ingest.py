@@ -11,6 +11,8 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.events import emit_event
 
+from tasks import unexpected_only
+
 from flows.env import EnvSettings
 from tasks.report import artifact_key
 from winnow.data.ingest import data_files, ingest_file
@@ -22,7 +24,7 @@ def pool_resource(table: str) -> dict[str, str]:
     return {"prefect.resource.id": f"winnow.pool.{table}", "prefect.resource.name": table}
 
 
-@task(name="ingest-file", retries=1, task_run_name="ingest-{path}")
+@task(name="ingest-file", retries=1, retry_condition_fn=unexpected_only, task_run_name="ingest-{path}")
 def ingest_file_task(path: str, store_uri: str, table: str) -> dict[str, Any]:
     """Not cached by Prefect: the store's ingest ledger (content hash per table) is the one record of what
     was ingested, shared by every process on the store."""

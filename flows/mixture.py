@@ -82,7 +82,7 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
     domains = split_domains_task(store_uri, data["table"], data["version"], m.domain_key, m.holdout, m.seed,
                                  str(Path(work_dir) / "mixture" / study / "domains"))
     names = domains["domains"]
-    budget = resolve_budget(m.budget, sum(domains["sizes"].values()))
+    budget = resolve_budget(m.budget, sum(domains["sizes"].values()), name="mixture.budget")
 
     # Proxies: one short LoRA per domain, in parallel on the Dask workers (cached by content).
     proxies = {d: finetune_task.submit(domains["train"][d], domains["digests"][d], model_path, worker_model, m.proxy,

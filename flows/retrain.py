@@ -44,7 +44,7 @@ def retrain(pool_table: str, query: str, test: str, out: str, config: str | None
     cfg = load_settings(config, [*(overrides or []), *([] if any(o.startswith("model.name=") for o in overrides or [])
                                                       else [f"model.name={env.model}"])])
     db = lance.connect(store_uri)
-    tbl = db.open_table(pool_table)
+    tbl = lance.open_table(db, pool_table)  # a missing table is an error naming it and the store's tables
     pool = {"table": pool_table, "version": tbl.version, "table_rows": tbl.count_rows()}
     history = ledger.entries(db, ledger.RETRAINS, pool_table)
     last = history[-1] if history else None

@@ -5,10 +5,11 @@ from typing import Any
 
 from prefect import task
 
+from tasks import unexpected_only
 from winnow.data.ingest import ingest
 
 
-@task(name="ingest-records", retries=1)
+@task(name="ingest-records", retries=1, retry_condition_fn=unexpected_only)
 def ingest_task(spec: str, store_uri: str, table: str) -> dict[str, Any]:
     """Not cached: re-reading a file is cheap, and ingest adds only ids the table lacks."""
     return ingest(spec, store_uri, table)

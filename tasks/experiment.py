@@ -8,13 +8,14 @@ from typing import Any
 import numpy as np
 from prefect import task
 
+from tasks import unexpected_only
 from winnow.data.loaders import write_jsonl
 from winnow.hashing import text_digest
 from winnow.selection.targeted import order_pool
 from winnow.store import lance
 
 
-@task(name="reference-order", retries=1)
+@task(name="reference-order", retries=1, retry_condition_fn=unexpected_only)
 def reference_order_task(store_uri: str, query_table: str, pool_table: str, weights: list[float] | None,
                          path: str) -> dict[str, Any]:
     """Round-robin order of the whole pool and the (queries × pool) similarity, saved to ``path`` (.npz)."""
@@ -24,7 +25,7 @@ def reference_order_task(store_uri: str, query_table: str, pool_table: str, weig
     return {"path": path, "n": len(pool.ids)}
 
 
-@task(name="write-subset", retries=1)
+@task(name="write-subset", retries=1, retry_condition_fn=unexpected_only)
 def write_subset_task(store_uri: str, records_table: str, ids: list[str], path: str) -> dict[str, Any]:
     by_id = {r.id: r for r in lance.read_records(lance.connect(store_uri), records_table)}
     Path(path).parent.mkdir(parents=True, exist_ok=True)

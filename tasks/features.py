@@ -5,7 +5,7 @@ from typing import Any
 
 from prefect import task
 
-from tasks import CACHED
+from tasks import CACHED, unexpected_only
 from winnow.features.shards import FeatureJob, feature_provenance, featurize_range, plan_ranges, representation_dim
 from winnow.models.loading import load_tokenizer
 from winnow.settings import FeatureSettings, ModelSettings, settings_hash
@@ -34,7 +34,7 @@ def plan_features_task(store_uri: str, records_table: str, n_rows: int, model_pa
 
 
 @task(name="feature-shard", cache_policy=CACHED, persist_result=True, retries=2, retry_delay_seconds=2,
-      task_run_name="{job.feature_table}[{start}:{end}]")
+      retry_condition_fn=unexpected_only, task_run_name="{job.feature_table}[{start}:{end}]")
 def feature_shard_task(job: FeatureJob, start: int, end: int) -> dict[str, Any]:
     """Cached on inputs + source, and skipped by the store's own markers too: a finished shard never reruns."""
     return {"table": job.feature_table, "start": start, "end": end, **featurize_range(job, start, end, progress=False)}

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from prefect import task
 
-from tasks import CACHED
+from tasks import CACHED, unexpected_only
 from winnow.data.loaders import load_records, write_jsonl
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.affinity import js_affinity, llr_affinity, loglik_row, next_token_distributions
@@ -48,7 +48,7 @@ def _proxy(model_path: str, adapter_dir: str, model: ModelSettings) -> tuple[Any
     return tok, net
 
 
-@task(name="proxy-loglik-row", cache_policy=CACHED, persist_result=True, retries=1)
+@task(name="proxy-loglik-row", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only)
 def loglik_row_task(model_path: str, adapter_dir: str, heldout: list[str], heldout_digest: str,
                     model: ModelSettings) -> list[float]:
     tok, net = _proxy(model_path, adapter_dir, model)
@@ -56,7 +56,7 @@ def loglik_row_task(model_path: str, adapter_dir: str, heldout: list[str], heldo
                       batch_size=8).tolist()
 
 
-@task(name="proxy-distributions", cache_policy=CACHED, persist_result=True, retries=1)
+@task(name="proxy-distributions", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only)
 def distributions_task(model_path: str, adapter_dir: str, probe: list[str], probe_digest: str, model: ModelSettings,
                        out_path: str) -> str:
     tok, net = _proxy(model_path, adapter_dir, model)

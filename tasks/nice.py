@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import task
 
-from tasks import CACHED
+from tasks import CACHED, unexpected_only
 from winnow.data.loaders import load_records
 from winnow.nice.pipeline import nice_features, reward_for, sample, score
 from winnow.settings import FeatureSettings, ModelSettings, NiceSettings, settings_hash
@@ -16,7 +16,7 @@ from winnow.store import lance
 from winnow.training.checkpoints import Checkpoint
 
 
-@task(name="nice-sample", cache_policy=CACHED, persist_result=True, retries=1,
+@task(name="nice-sample", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only,
       task_run_name="nice-sample[{start}:{end}]")
 def nice_sample_task(model_path: str, checkpoint: Checkpoint, adapter_digest: str, query_spec: str, query_digest: str,
                      nice: NiceSettings, model: ModelSettings, start: int, end: int) -> list[list[str]]:
@@ -24,14 +24,14 @@ def nice_sample_task(model_path: str, checkpoint: Checkpoint, adapter_digest: st
     return sample(model_path, checkpoint, records, nice, model, progress=False)
 
 
-@task(name="nice-reward", cache_policy=CACHED, persist_result=True, retries=1,
+@task(name="nice-reward", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only,
       task_run_name="nice-reward[{start}:{end}]")
 def nice_reward_task(query_spec: str, query_digest: str, samples: list[list[str]], nice: NiceSettings,
                      start: int, end: int) -> list[list[float]]:
     return score(load_records(query_spec).records[start:end], samples, reward_for(nice))
 
 
-@task(name="nice-features", retries=1)
+@task(name="nice-features", retries=1, retry_condition_fn=unexpected_only)
 def nice_features_task(store_uri: str, model_path: str, checkpoints: list[Checkpoint], adapter_digest: str,
                        query_spec: str, query_digest: str, samples: list[list[str]], rewards: list[list[float]],
                        features: FeatureSettings, model: ModelSettings, nice: NiceSettings) -> dict[str, Any]:

@@ -5,12 +5,13 @@ from typing import Any
 
 from prefect import task
 
+from tasks import unexpected_only
 from winnow.selection.subset import select_subset
 
 
-@task(name="select", retries=1, task_run_name="select-{name}")
+@task(name="select", retries=1, retry_condition_fn=unexpected_only, task_run_name="select-{name}")
 def select_task(store_uri: str, query_table: str, pool_table: str, records_table: str, *, selector: str,
-                budget: float, seed: int, out_dir: str, name: str,
+                budget: int | float, seed: int, out_dir: str, name: str,
                 weights: list[float] | None = None) -> dict[str, Any]:
     return select_subset(store_uri, query_table, pool_table, selector=selector, budget=budget, seed=seed,
                          out_dir=out_dir, name=name, records_table=records_table, weights=weights)

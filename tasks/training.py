@@ -6,7 +6,7 @@ from typing import Any
 
 from prefect import task
 
-from tasks import CACHED
+from tasks import CACHED, unexpected_only
 from winnow.data.loaders import load_records
 from winnow.settings import LoraSettings, ModelSettings, TrainSettings, WarmupSettings
 from winnow.store import lance
@@ -14,7 +14,7 @@ from winnow.training.checkpoints import read_checkpoints
 from winnow.training.runs import train_on, warmup_sample
 
 
-@task(name="warmup", cache_policy=CACHED, persist_result=True, retries=1)
+@task(name="warmup", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only)
 def warmup_task(store_uri: str, pool_table: str, pool_version: int, model_path: str, model: ModelSettings,
                 warmup: WarmupSettings, out_dir: str) -> dict[str, Any]:
     """Train the warm-up adapter with a checkpoint per epoch; returns checkpoint weights, not weights."""
@@ -28,7 +28,7 @@ def warmup_task(store_uri: str, pool_table: str, pool_version: int, model_path: 
             "weights": [round(c.weight, 6) for c in cks]}
 
 
-@task(name="finetune", cache_policy=CACHED, persist_result=True, retries=1)
+@task(name="finetune", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only)
 def finetune_task(subset_path: str, subset_digest: str, model_path: str, model: ModelSettings,
                   train: TrainSettings, lora: LoraSettings, out_dir: str) -> str:
     """Fine-tune a fresh adapter on the records in ``subset_path``; returns the adapter folder.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from winnow.data.formatting import collate, encode
+from winnow.data.formatting import encode
 from winnow.data.records import parse_record
 from winnow.evaluation.evaluate import generate
 from winnow.features.gradients import gradient_features

@@ -15,7 +15,11 @@ class ConfigError(WinnowError, ValueError):
 
     def __init__(self, problems: list[str] | str):
         self.problems = [problems] if isinstance(problems, str) else list(problems)
-        super().__init__("invalid settings:\n" + "\n".join(f"  - {p}" for p in self.problems))
+        super().__init__("; ".join(self.problems) if len(self.problems) == 1 else
+                         "invalid settings:\n" + "\n".join(f"  - {p}" for p in self.problems))
+
+    def __reduce__(self):  # rebuilt from its own arguments after travelling between Dask processes
+        return (self.__class__, (self.problems,))
 
 
 class DataFormatError(WinnowError, ValueError):
@@ -25,7 +29,11 @@ class DataFormatError(WinnowError, ValueError):
         self.path, self.line, self.field = path, line, field
         where = path if line is None else f"{path}:{line}"
         what = f"field {field!r}: " if field else ""
+        self.message = message
         super().__init__(f"{where}: {what}{message}")
+
+    def __reduce__(self):
+        return (self.__class__, (self.path, self.message, self.line, self.field))
 
 
 class StaleArtifactError(WinnowError, RuntimeError):

@@ -13,6 +13,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from winnow.budget import Budget
 from winnow.errors import ConfigError
 
 
@@ -80,7 +81,7 @@ class FeatureSettings(_Frozen):
 class SelectionSettings(_Frozen):
     selector: Literal["round_robin", "doubly_greedy", "subtask_topk", "uot", "knn_uniform", "knn_kde", "random",
                       "all"] = Field("round_robin", description="see winnow.selection.SELECTORS")
-    budget: float = Field(0.05, gt=0, description="<= 1: share of the pool; > 1: number of examples")
+    budget: Budget = Field(0.05, description="a count (200) or a share of the pool (0.05, '5%'); 1 is one example")
     seed: int = 0
 
 
@@ -110,7 +111,7 @@ class MixtureSettings(_Frozen):
 
     domain_key: Literal["source", "task"] = "source"
     holdout: float = Field(0.3, gt=0, lt=1, description="share of each domain held out to measure affinities")
-    budget: float = Field(0.1, gt=0, description="<= 1: share of the pool; > 1: number of examples")
+    budget: Budget = Field(0.1, description="a count (200) or a share of the pool (0.1, '10%'); 1 is one example")
     floor: float = Field(0.05, ge=0, lt=1, description="shares under it are zeroed, the rest renormalised")
     sampler: Literal["gp", "tpe"] = "gp"
     trials: int = Field(8, ge=1, description="DUET trials after the warm starts (uniform, size, TaskPGM)")
@@ -180,7 +181,8 @@ def build_settings(base: dict[str, Any] | None = None, overrides: list[str] | No
     try:
         return WinnowSettings.model_validate(tree)
     except ValidationError as e:
-        raise ConfigError([f"{'.'.join(map(str, err['loc']))}: {err['msg']} (got {err.get('input')!r})"
+        raise ConfigError([f"{'.'.join(map(str, err['loc']))}: {err['msg'].removeprefix('Value error, ')} "
+                           f"(got {err.get('input')!r})"
                            for err in e.errors()]) from None
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from winnow.data.loaders import write_jsonl
+from winnow.errors import ConfigError, DataFormatError
 
 REGISTRY = "evals/registry/data/"
 
@@ -77,11 +78,15 @@ def build_demo_data(wheel: str | Path, out_dir: str | Path, *, target: str = DEF
                     n_test: int = 60, seed: int = 0) -> dict[str, Any]:
     """Write ``pool.jsonl``, ``query.jsonl`` and ``test.jsonl`` under ``out_dir``; returns a summary."""
     if target in pool:
-        raise ValueError(f"target {target} must be held out of the pool")
+        raise ConfigError(f"target {target} must be held out of the pool")
     out_dir = Path(out_dir)
     rng = random.Random(seed)
     summary: dict[str, Any] = {"wheel": str(wheel), "target": eval_name(target), "sources": {}, "skipped": {}}
-    with zipfile.ZipFile(wheel) as zf:
+    try:
+        zf = zipfile.ZipFile(wheel)
+    except (OSError, zipfile.BadZipFile) as e:
+        raise DataFormatError(str(wheel), f"cannot open the evals wheel: {e}") from None
+    with zf:
         pool_rows: list[dict[str, Any]] = []
         for member in pool:
             rows, skipped = read_eval(zf, member)
@@ -91,7 +96,7 @@ def build_demo_data(wheel: str | Path, out_dir: str | Path, *, target: str = DEF
             summary["skipped"][eval_name(member)] = skipped
         target_rows, _ = read_eval(zf, target)
     if len(target_rows) < n_query + n_test:
-        raise ValueError(f"target {target} has {len(target_rows)} usable samples, need {n_query + n_test}")
+        raise DataFormatError(str(wheel), f"target {target} has {len(target_rows)} usable samples, need {n_query + n_test}")
     held = rng.sample(target_rows, n_query + n_test)
     rng.shuffle(pool_rows)
     write_jsonl(out_dir / "pool.jsonl", pool_rows)

@@ -67,7 +67,10 @@ def _hf_objects(spec: str, result: LoadResult) -> Iterator[tuple[int, Any]]:
         raise MissingDependencyError("reading Hugging Face datasets needs: pip install datasets") from None
     where, _, split = spec.rpartition(":") if ":" in spec else (spec, "", "")
     if os.path.isdir(where):
-        ds = datasets.load_from_disk(where)
+        try:
+            ds = datasets.load_from_disk(where)
+        except (FileNotFoundError, ValueError) as e:
+            raise DataFormatError(where, f"a directory that is not a saved `datasets` dataset ({e})") from None
         if isinstance(ds, datasets.DatasetDict):
             split = split or "train"
             if split not in ds:
@@ -76,7 +79,11 @@ def _hf_objects(spec: str, result: LoadResult) -> Iterator[tuple[int, Any]]:
     elif os.path.exists(where) or where.startswith((".", "/")):
         raise DataFormatError(spec, "does not exist, or is not a .jsonl/.json/.parquet file or a datasets directory")
     else:
-        ds = datasets.load_dataset(where, split=split or "train")
+        try:
+            ds = datasets.load_dataset(where, split=split or "train")
+        except Exception as e:  # hub errors come in many types (offline, not found, gated, bad split)
+            raise DataFormatError(spec, f"not a file, and no hub dataset could be loaded: {type(e).__name__}: "
+                                        f"{str(e).splitlines()[0] if str(e) else ''} (offline runs: WINNOW_OFFLINE=1)") from None
     for i, row in enumerate(ds, start=1):
         result.n_in += 1
         yield i, row

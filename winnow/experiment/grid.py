@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from winnow.budget import Budget
 from winnow.errors import ConfigError
 from winnow.selection.targeted import canonical_selector
 from winnow.settings import read_yaml_mapping, settings_hash
@@ -49,7 +50,7 @@ class ExperimentConfig(_Strict):
     overrides: list[str] = []
     representations: list[Literal["gradients", "hidden", "embedding"]] = ["gradients"]
     selectors: list[str] = ["round_robin"]
-    budgets: list[float] = Field([0.05], min_length=1)
+    budgets: list[Budget] = Field([0.05], min_length=1, description="counts (14) or shares (0.05, '5%')")
     seeds: list[int] = Field([0], min_length=1)
     baselines: list[Literal["zero_shot", "random", "full"]] = list(BASELINES)
     full_seeds: list[int] | None = Field(None, description="seeds of the full-data baseline (default: seeds)")
@@ -59,13 +60,6 @@ class ExperimentConfig(_Strict):
     @classmethod
     def _known(cls, v: list[str]) -> list[str]:
         return [canonical_selector(s) for s in v]
-
-    @field_validator("budgets")
-    @classmethod
-    def _positive(cls, v: list[float]) -> list[float]:
-        if any(b <= 0 for b in v):
-            raise ValueError("budgets must be > 0 (<= 1: share of the pool; > 1: examples)")
-        return v
 
 
 def load_experiment(path: str) -> ExperimentConfig:
@@ -84,7 +78,7 @@ class Cell:
     method: str            # "<representation>/<selector>", a baseline, or "quantile"
     representation: str    # "" for baselines
     selector: str          # "" for baselines
-    budget: float          # requested (share or count); 0 for zero-shot and full
+    budget: int | float    # requested: int = count, float = share (winnow.budget); 0 for zero-shot and full
     seed: int
     quantile: int = -1     # 0 = closest to the queries; -1 outside the distance experiment
 
@@ -97,9 +91,9 @@ def plan_cells(cfg: ExperimentConfig) -> list[Cell]:
     cells: list[Cell] = []
     for t in cfg.targets:
         if "zero_shot" in cfg.baselines:
-            cells.append(Cell(t.name, "zero_shot", "", "", 0.0, 0))
+            cells.append(Cell(t.name, "zero_shot", "", "", 0, 0))
         if "full" in cfg.baselines:
-            cells += [Cell(t.name, "full", "", "", 0.0, s) for s in (cfg.full_seeds or cfg.seeds)]
+            cells += [Cell(t.name, "full", "", "", 0, s) for s in (cfg.full_seeds or cfg.seeds)]
         for b in cfg.budgets:
             for s in cfg.seeds:
                 if "random" in cfg.baselines:
@@ -108,7 +102,7 @@ def plan_cells(cfg: ExperimentConfig) -> list[Cell]:
                     cells += [Cell(t.name, f"{rep}/{sel}", rep, sel, b, s) for sel in cfg.selectors]
         if cfg.distance:
             d = cfg.distance
-            cells += [Cell(t.name, "quantile", d.representation, "round_robin", float(d.sample), s, q)
+            cells += [Cell(t.name, "quantile", d.representation, "round_robin", d.sample, s, q)
                       for q in range(d.quantiles) for s in (d.seeds or cfg.seeds)]
     return cells
 

@@ -20,6 +20,7 @@ import time
 import numpy as np
 import optuna
 
+from winnow.errors import ConfigError
 from winnow.mixture.simplex import apply_floor, from_unit_cube, to_unit_cube
 
 
@@ -32,7 +33,17 @@ class Proposal:
 
 def post_feedback(storage: str, study_name: str, trial: int, score: float) -> None:
     """Tell a trial's score from outside the flow (a user rating, a benchmark run elsewhere)."""
-    study = optuna.load_study(study_name=study_name, storage=storage_for(storage))
+    try:
+        study = optuna.load_study(study_name=study_name, storage=storage_for(storage))
+    except KeyError:
+        names = optuna.get_all_study_names(storage=storage_for(storage))
+        raise ConfigError(f"--study: no study {study_name!r} in {storage} (studies: {', '.join(names) or 'none'})") from None
+    waiting = [t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))]
+    if trial not in waiting:
+        raise ConfigError(f"--trial: trial {trial} of study {study_name!r} is not waiting for a score "
+                          f"(waiting: {', '.join(map(str, waiting)) or 'none'})")
+    if not np.isfinite(score):
+        raise ConfigError(f"--score: must be a finite number, got {score}")
     study.tell(trial, float(score))
 
 
@@ -59,7 +70,8 @@ class Duet:
         if stored is None:
             self.study.set_user_attr("domains", self.domains)
         elif stored != self.domains:
-            raise ValueError(f"study {study_name!r} was created for domains {stored}, not {self.domains}")
+            raise ConfigError(f"study {study_name!r} was created for domains {stored}, not {self.domains}; "
+                              f"pick another --study name")
 
     def _keys(self) -> list[str]:
         return [f"u{i}" for i in range(len(self.domains))]

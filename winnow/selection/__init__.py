@@ -5,7 +5,8 @@ Every ordering is a full ranking of the pool (or its first ``limit`` items), so 
 """
 from winnow.selection.greedy import select_all, select_doubly_greedy, select_subtask_topk
 from winnow.selection.knn import select_knn_kde, select_knn_uniform
-from winnow.selection.ordering import Ordering, resolve_budget
+from winnow.budget import resolve_budget
+from winnow.selection.ordering import Ordering
 from winnow.selection.random import select_random
 from winnow.selection.round_robin import select_round_robin
 from winnow.selection.similarity import weighted_similarity

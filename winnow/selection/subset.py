@@ -12,7 +12,7 @@ from winnow.selection.targeted import canonical_selector, order_pool, save_order
 from winnow.store import lance
 
 
-def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector: str, budget: float, seed: int,
+def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector: str, budget: int | float, seed: int,
                   out_dir: str | Path, name: str, records_table: str | None = None,
                   weights: list[float] | None = None) -> dict[str, Any]:
     """Writes ``<name>.jsonl`` (the subset) and ``<name>_ordering.parquet`` (the full ranking) to ``out_dir``.

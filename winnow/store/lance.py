@@ -22,7 +22,7 @@ import numpy as np
 import pyarrow as pa
 
 from winnow.data.records import Record
-from winnow.errors import StaleArtifactError
+from winnow.errors import ConfigError, StaleArtifactError
 from winnow.store.codes import Codes, decode, encode, vector_type
 
 MARKERS = "shard_markers"
@@ -54,6 +54,15 @@ def table_exists(db: Any, name: str) -> bool:
         return False
 
 
+def open_table(db: Any, name: str) -> Any:
+    """A table by name, or an error naming it and the tables the store has (names often come from users)."""
+    try:
+        return db.open_table(name)
+    except ValueError:
+        names = sorted(db.list_tables().tables)
+        raise ConfigError(f"no table {name!r} in the store {db.uri} (tables: {', '.join(names) or 'none'})") from None
+
+
 def _retry(fn: Any) -> Any:
     """Retry a commit that lost a race with another writer (Lance's optimistic concurrency)."""
     for attempt in range(COMMIT_RETRIES):
@@ -70,7 +79,7 @@ def _open_or_create(db: Any, name: str, schema: pa.Schema, provenance: dict[str,
     meta = {b"winnow": json.dumps(provenance or {}, sort_keys=True).encode()}
     schema = schema.with_metadata(meta)
     if table_exists(db, name):
-        tbl = db.open_table(name)
+        tbl = open_table(db, name)
         stored = json.loads((tbl.schema.metadata or {}).get(b"winnow", b"{}"))
         if provenance is not None and stored != json.loads(meta[b"winnow"]):
             if not overwrite:
@@ -85,12 +94,12 @@ def _open_or_create(db: Any, name: str, schema: pa.Schema, provenance: dict[str,
         return db.create_table(name, schema=schema)
     except (ValueError, OSError, RuntimeError):
         if table_exists(db, name):  # another process created it between our check and create
-            return db.open_table(name)
+            return open_table(db, name)
         raise
 
 
 def provenance_of(db: Any, name: str) -> dict[str, Any]:
-    return json.loads((db.open_table(name).schema.metadata or {}).get(b"winnow", b"{}"))
+    return json.loads((open_table(db, name).schema.metadata or {}).get(b"winnow", b"{}"))
 
 
 # --------------------------------------------------------------------------------------------- records
@@ -151,7 +160,7 @@ def _to_records(t: pa.Table) -> list[Record]:
 
 def read_records(db: Any, name: str, start: int = 0, end: int | None = None, version: int | None = None) -> list[Record]:
     """Records with ``start <= row_idx < end``, in row order, optionally at a fixed table version."""
-    tbl = db.open_table(name)
+    tbl = open_table(db, name)
     if version is not None:
         tbl.checkout(version)
     where = f"row_idx >= {int(start)}" + (f" AND row_idx < {int(end)}" if end is not None else "")
@@ -180,7 +189,7 @@ def _layout(tbl: Any) -> tuple[int, Codes]:
 def write_features(db: Any, name: str, *, records: list[Record], row_idx: list[int], checkpoint: int,
                    vectors: np.ndarray, norms: np.ndarray, n_tokens: list[int]) -> int:
     """Upsert feature rows keyed by ``id@checkpoint`` (re-running a shard replaces, never duplicates)."""
-    tbl = db.open_table(name)
+    tbl = open_table(db, name)
     dim, codes = _layout(tbl)
     if vectors.shape != (len(records), dim):
         raise ValueError(f"vectors have shape {vectors.shape}, table {name!r} wants ({len(records)}, {dim})")
@@ -212,7 +221,7 @@ class FeatureMatrix:
 
 def read_features(db: Any, name: str) -> FeatureMatrix:
     """All features of a table decoded to float32 (never do matrix maths in float16 numpy), ordered by row."""
-    tbl = db.open_table(name)
+    tbl = open_table(db, name)
     dim, codes = _layout(tbl)
     t = tbl.to_arrow().sort_by([("checkpoint", "ascending"), ("row_idx", "ascending")])
     cks = np.unique(t.column("checkpoint").to_numpy())
@@ -243,7 +252,7 @@ class FeatureIndex:
 
 def feature_index(db: Any, name: str) -> FeatureIndex:
     """Ids, rows, sources and tasks (vectors are not read), checked to be complete for every checkpoint."""
-    t = db.open_table(name).to_lance().to_table(columns=["id", "row_idx", "checkpoint", "source", "task"])
+    t = open_table(db, name).to_lance().to_table(columns=["id", "row_idx", "checkpoint", "source", "task"])
     t = t.sort_by([("checkpoint", "ascending"), ("row_idx", "ascending")])
     cks = sorted(set(t.column("checkpoint").to_pylist()))
     first = t.filter(pa.compute.equal(t.column("checkpoint"), pa.scalar(cks[0], pa.int32())))
@@ -258,7 +267,7 @@ def feature_index(db: Any, name: str) -> FeatureIndex:
 
 def iter_feature_batches(db: Any, name: str, batch_rows: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Stream (row_idx (b,), checkpoint (b,), decoded vectors (b, d) float32) in scan order: memory is one batch."""
-    tbl = db.open_table(name)
+    tbl = open_table(db, name)
     dim, codes = _layout(tbl)
     for batch in tbl.to_lance().to_batches(columns=["row_idx", "checkpoint", "vector"], batch_size=batch_rows):
         width = batch.schema.field("vector").type.list_size
@@ -268,7 +277,7 @@ def iter_feature_batches(db: Any, name: str, batch_rows: int = 65536) -> Iterato
 
 def take_features(db: Any, name: str, row_idx: np.ndarray) -> np.ndarray:
     """Vectors (C, n, d) of the given rows, in the given order (e.g. the candidates of a KNN selector)."""
-    tbl = db.open_table(name)
+    tbl = open_table(db, name)
     dim, codes = _layout(tbl)
     wanted = ",".join(str(int(r)) for r in row_idx)
     t = tbl.to_lance().to_table(columns=["row_idx", "checkpoint", "vector"], filter=f"row_idx IN ({wanted})")
@@ -309,4 +318,4 @@ def is_done(db: Any, table: str, checkpoint: int, start: int, end: int, n_rows: 
     if not table_exists(db, MARKERS):
         return False
     key = _marker_key(table, checkpoint, start, end).replace("'", "''")
-    return db.open_table(MARKERS).count_rows(f"key = '{key}' AND n_rows = {int(n_rows)}") > 0
+    return open_table(db, MARKERS).count_rows(f"key = '{key}' AND n_rows = {int(n_rows)}") > 0

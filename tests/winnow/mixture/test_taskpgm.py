@@ -6,7 +6,7 @@ import pytest
 from scipy.optimize import minimize
 
 from winnow.mixture.simplex import project_to_simplex
-from winnow.mixture.taskpgm import ClusteredTaskPGM, TaskPGM, closed_form, make_positive_definite
+from winnow.mixture.taskpgm import ClusteredTaskPGM, TaskPGM, closed_form
 
 
 def _qp(S: np.ndarray, beta: float, lam: float) -> np.ndarray:

@@ -7,8 +7,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from winnow.errors import ConfigError
-from winnow.selection import resolve_budget
 from winnow.selection.round_robin import select_round_robin, select_round_robin_naive, top_sorted
 
 
@@ -36,11 +34,3 @@ def test_top_sorted_breaks_ties_by_lower_index() -> None:
     assert top_sorted(row, 2).tolist() == [1, 2]
     assert top_sorted(row, 4).tolist() == [1, 2, 4, 3]
     assert top_sorted(row, 10).tolist() == [1, 2, 4, 3, 0, 5]
-
-
-def test_budget_resolution() -> None:
-    assert resolve_budget(0.05, 270) == 14 and resolve_budget(30, 270) == 30 and resolve_budget(1e-9, 10) == 1
-    with pytest.raises(ConfigError, match="the pool has only 10"):
-        resolve_budget(11, 10)
-    with pytest.raises(ConfigError, match="neither a share"):
-        resolve_budget(2.5, 10)

@@ -1,0 +1,390 @@
+"""Every README command, run the way a user runs it: the installed ``winnow`` console script in a subprocess,
+on the tiny model, each checked by its exit code and the files or tables the README promises.
+
+The README's first command once crashed on its first line for nine commits while the suite passed, because no
+test ran the console script (issue #13). These tests are that check. The curate run also pins its outcome in a
+golden file (``tests/data/golden/curate_tiny.json``, torchtune style): a change of behaviour anywhere in the
+chain fails here and must be acknowledged by regenerating the file in the same commit
+(``WINNOW_UPDATE_GOLDEN=1 python -m pytest tests/flows/test_cli.py -k golden``).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+WINNOW = str(Path(sys.executable).with_name("winnow"))
+GOLDEN = ROOT / "tests" / "data" / "golden" / "curate_tiny.json"
+GOOD = ROOT / "tests" / "data" / "good"
+DATA = ["--pool", str(GOOD / "pool.jsonl"), "--query", str(GOOD / "query.jsonl"), "--test", str(GOOD / "test.jsonl")]
+TINY_CONFIG = {"model": {"max_length": 64},
+               "warmup": {"fraction": 0.5, "train": {"epochs": 2, "lr": 0.01, "seed": 0}},
+               "features": {"proj_dim": 256, "shard_size": 10, "batch_size": 5},
+               "selection": {"selector": "round_robin", "budget": 0.5},
+               "finetune": {"epochs": 1, "lr": 0.01, "seed": 0}, "eval": {"max_new_tokens": 3},
+               "mixture": {"proxy": {"epochs": 1, "lr": 0.01}, "sampler": "tpe", "score": "neg_loss"}}
+
+
+def winnow(*args: str, home: Path, timeout: float = 600, env: dict[str, str] | None = None,
+           expect: int | None = 0) -> subprocess.CompletedProcess:
+    """Run ``winnow ARGS`` as a user would (fresh process, own private Prefect server, local Dask cluster)."""
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("PREFECT_HOME", "PREFECT_API_URL", "WINNOW_LOG_FILE", "PREFECT_LOGGING_SETTINGS_PATH")}
+    run_env = {**base, "WINNOW_HOME": str(home), "WINNOW_DASK_WORKERS": "1", "PYTHONPATH": str(ROOT), **(env or {})}
+    proc = subprocess.run([WINNOW, *args], cwd=ROOT, env=run_env, capture_output=True, text=True, timeout=timeout)
+    if expect is not None:
+        assert proc.returncode == expect, (f"winnow {' '.join(args)} exited {proc.returncode}, expected {expect}\n"
+                                           f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-5000:]}")
+    return proc
+
+
+def table_rows(stdout: str) -> dict[str, list[str]]:
+    """The rows of the rich tables a command printed, by their first cell."""
+    rows = {}
+    for line in stdout.splitlines():
+        cells = [c.strip() for c in re.split(r"[│┃|]", line) if c.strip()]
+        if len(cells) >= 2:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    """One WINNOW_HOME for the module's commands (later commands reuse the store, as a user's would), the
+    tiny model, and a settings file for ``--config``."""
+    from tests.fixtures.tiny import make_tiny_model
+
+    root = tmp_path_factory.mktemp("cli")
+    config = root / "tiny.yaml"
+    config.write_text(yaml.safe_dump(TINY_CONFIG))
+    return {"home": root / "home", "model": make_tiny_model(root / "model"), "config": config, "root": root}
+
+
+def _curate(tiny, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return winnow("curate", *DATA, "--out", str(out), "--config", str(tiny["config"]), "--model", str(tiny["model"]),
+                  "--set", "features.seed=0", *extra, home=tiny["home"])
+
+
+def test_curate_golden_outcome(tiny) -> None:
+    """Budget as a count, --config, --set and --model: the selected ids and metrics match the golden file."""
+    out = tiny["root"] / "golden"
+    proc = _curate(tiny, out, "--budget", "6")
+    rows = table_rows(proc.stdout)
+    assert {"base", "random", "selected"} <= set(rows), proc.stdout
+    assert "budget 6 examples" in proc.stdout and f"report: {out / 'report.md'}" in proc.stdout
+    for name in ("report.md", "metrics.json", "selected.jsonl", "random.jsonl", "settings.yaml",
+                 "selected_ordering.parquet", "subset_sources.png"):
+        assert (out / name).is_file(), name
+    selected = [json.loads(line)["id"] for line in (out / "selected.jsonl").read_text().splitlines()]
+    randoms = [json.loads(line)["id"] for line in (out / "random.jsonl").read_text().splitlines()]
+    metrics = json.loads((out / "metrics.json").read_text())["results"]
+    got = {"selected_ids": selected, "random_ids": randoms,
+           "metrics": {m: {k: round(v[k], 4) for k in ("exact_match", "response_loss")} for m, v in metrics.items()}}
+    if os.environ.get("WINNOW_UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(json.dumps(got, indent=1) + "\n")
+    want = json.loads(GOLDEN.read_text())
+    assert got["selected_ids"] == want["selected_ids"], "selection changed: regenerate the golden file on purpose"
+    assert got["random_ids"] == want["random_ids"]
+    for model, m in want["metrics"].items():
+        for key, value in m.items():  # tolerance: float summation order across BLAS builds
+            assert got["metrics"][model][key] == pytest.approx(value, abs=2e-3), (model, key)
+    # The table shows the same numbers the metrics file holds.
+    assert rows["selected"][1] == f"{metrics['selected']['response_loss']:.3f}"
+
+
+@pytest.mark.parametrize("budget, size", [("25%", 5), ("1", 1)])  # "0.25" parses as "25%" (tests/winnow/test_budget.py)
+def test_curate_budget_share_and_one(tiny, budget: str, size: int) -> None:
+    """A share is a share of the pool; ``1`` is one example, never the whole pool."""
+    out = tiny["root"] / f"budget-{budget.replace('%', 'pct')}"
+    proc = _curate(tiny, out, "--budget", budget)
+    assert f"budget {size} examples" in proc.stdout
+    assert len((out / "selected.jsonl").read_text().splitlines()) == size
+    assert len((out / "random.jsonl").read_text().splitlines()) == size
+
+
+@pytest.mark.parametrize("budget, message", [
+    ("0", "--budget: must be at least 1 example, got 0"),
+    ("-3", "--budget: must be at least 1 example, got -3"),
+    ("2.5", "--budget: a share must be at most 100% (1.0), got 2.5"),
+    ("lots", "--budget: 'lots' is not a budget"),
+    ("300", "--budget (selection.budget): 300 examples asked, the pool has only 20"),
+])
+def test_bad_budget_is_one_line_naming_the_flag(tiny, budget: str, message: str) -> None:
+    proc = winnow("curate", *DATA, "--out", str(tiny["root"] / "bad-budget"), "--model", str(tiny["model"]),
+                  "--budget", budget, home=tiny["home"], expect=2)
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and message in last, proc.stderr
+
+
+def test_bad_data_is_one_line_and_the_traceback_goes_to_the_log(tiny, tmp_path) -> None:
+    bad = tmp_path / "pool.jsonl"
+    bad.write_text('{"prompt": "no response here", "source": "s", "task": "t"}\nnot json\n')
+    out = tmp_path / "run"
+    proc = winnow("curate", "--pool", str(bad), "--query", str(GOOD / "query.jsonl"), "--test",
+                  str(GOOD / "test.jsonl"), "--out", str(out), "--model", str(tiny["model"]), home=tiny["home"],
+                  expect=2)
+    assert "Traceback" not in proc.stderr + proc.stdout
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and f"{bad}: no usable record" in errors[0], proc.stderr
+    assert f"(traceback: {out / 'winnow.log'})" in errors[0]
+    assert "Traceback" in (out / "winnow.log").read_text()
+
+
+def test_unexpected_errors_keep_their_traceback(tiny, tmp_path) -> None:
+    """Only expected errors are shortened: a bug (here a reward function that raises) still shows where."""
+    boom = tmp_path / "boom_reward.py"
+    boom.write_text("def reward(prompt, response, label):\n    raise RuntimeError('reward exploded')\n")
+    # A reward module must be importable by the workers: it goes on their path.
+    proc = winnow("curate", *DATA, "--out", str(tmp_path / "run"), "--config", str(tiny["config"]), "--model",
+                  str(tiny["model"]), "--budget", "4", "--target-metric", "boom_reward:reward", "--set",
+                  "nice.samples=2", "--set", "nice.max_new_tokens=2", home=tiny["home"],
+                  env={"PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}"}, expect=None)
+    assert proc.returncode not in (0, 2), proc.stderr[-3000:]
+    assert "Traceback" in proc.stderr and "reward exploded" in proc.stderr
+
+
+def test_curate_target_metric_adds_nice(tiny) -> None:
+    out = tiny["root"] / "nice"
+    proc = _curate(tiny, out, "--budget", "6", "--target-metric", "tests.fixtures.rewards:length",
+                   "--set", "nice.samples=3", "--set", "nice.max_new_tokens=4")
+    assert {"base", "random", "selected", "nice"} <= set(table_rows(proc.stdout)), proc.stdout
+    assert len((out / "nice.jsonl").read_text().splitlines()) == 6
+    assert "## NICE rewards per query" in (out / "report.md").read_text()
+
+
+def test_select_on_an_existing_store(tiny) -> None:
+    """After curate, `select` re-cuts the stored features with another selector and budget, loading no model."""
+    _curate(tiny, tiny["root"] / "for-select", "--budget", "6")  # cached when the golden test ran first
+    tables = sorted(p.stem for p in (tiny["home"] / "lancedb").glob("*.lance"))
+    pool = next(t for t in tables if t.startswith("grads_adam__"))
+    query = next(t for t in tables if t.startswith("grads_sgd__"))
+    out = tiny["root"] / "select"
+    proc = winnow("select", "--pool-features", pool, "--query-features", query, "--selector", "dg", "--budget", "15%",
+                  "--out", str(out), home=tiny["home"])
+    assert "3 of 20 examples by doubly_greedy" in proc.stdout
+    assert len((out / "doubly_greedy.jsonl").read_text().splitlines()) == 3
+    assert (out / "doubly_greedy_ordering.parquet").is_file()
+    missing = winnow("select", "--pool-features", "no_such_table", "--query-features", query, "--out", str(out),
+                     home=tiny["home"], expect=2)
+    assert "no_such_table" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_compare(tiny) -> None:
+    out = tiny["root"] / "compare"
+    proc = winnow("compare", "--pool", str(GOOD / "pool.jsonl"), "--query", str(GOOD / "query.jsonl"), "--out", str(out),
+                  "--representation", "hidden", "--selector", "rr", "--selector", "uot", "--budget", "4",
+                  "--config", str(tiny["config"]), "--model", str(tiny["model"]), home=tiny["home"])
+    rows = (out / "compare.csv").read_text().splitlines()
+    assert rows[0].startswith("representation,selector,size") and len(rows) == 3
+    assert {r.split(",")[1] for r in rows[1:]} == {"round_robin", "uot"} and all(r.split(",")[2] == "4" for r in rows[1:])
+    assert (out / "compare.md").is_file() and "round_robin" in proc.stdout
+
+
+def test_mixture_two_trials(tiny) -> None:
+    out = tiny["root"] / "mixture"
+    proc = winnow("mixture", "--pool", str(GOOD / "pool.jsonl"), "--test", str(GOOD / "test.jsonl"), "--out", str(out),
+                  "--study", "cli-auto", "--budget", "6", "--set", "mixture.trials=2", "--config", str(tiny["config"]),
+                  "--model", str(tiny["model"]), home=tiny["home"])
+    assert "mixture search 'cli-auto'" in proc.stdout
+    starts = [cells[0] for trial, cells in table_rows(proc.stdout).items() if trial.isdigit()]
+    assert starts == ["uniform", "size-proportional", "taskpgm", "duet", "duet"], proc.stdout
+    assert (out / "mixture.md").is_file() and (out / "trials.png").is_file()
+
+
+def test_mixture_with_external_feedback(tiny) -> None:
+    """`mixture --feedback external` waits for each trial's score; `winnow feedback` posts it."""
+    import optuna
+
+    home = tiny["home"]
+    env = {**{k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "PREFECT_API_URL")},
+           "WINNOW_HOME": str(home), "WINNOW_DASK_WORKERS": "1", "PYTHONPATH": str(ROOT)}
+    log = tiny["root"] / "external.log"
+    flow = subprocess.Popen([WINNOW, "mixture", "--pool", str(GOOD / "pool.jsonl"), "--test", str(GOOD / "test.jsonl"),
+                             "--out", str(tiny["root"] / "external"), "--study", "cli-ext", "--feedback", "external",
+                             "--budget", "6", "--set", "mixture.trials=1", "--config", str(tiny["config"]),
+                             "--model", str(tiny["model"])], cwd=ROOT, env=env, stdout=log.open("w"),
+                            stderr=subprocess.STDOUT)
+    storage = f"sqlite:///{(home / 'optuna.db').resolve()}"
+    posted: list[int] = []
+    try:
+        deadline = time.time() + 480
+        while flow.poll() is None and time.time() < deadline:
+            try:
+                study = optuna.load_study(study_name="cli-ext", storage=storage)
+                waiting = [t.number for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))]
+            except KeyError:
+                waiting = []
+            for number in waiting:  # a score told before the flow reaches its wait is read at once
+                if number not in posted:
+                    winnow("feedback", "--study", "cli-ext", "--trial", str(number), "--score", str(0.1 * number),
+                           home=home)
+                    posted.append(number)
+            time.sleep(1)
+        assert flow.wait(60) == 0, log.read_text()[-4000:]
+    finally:
+        if flow.poll() is None:
+            flow.kill()
+    assert posted == [0, 1, 2, 3]
+    values = [t.value for t in optuna.load_study(study_name="cli-ext", storage=storage).trials]
+    assert values == pytest.approx([0.0, 0.1, 0.2, 0.3])
+    again = winnow("feedback", "--study", "cli-ext", "--trial", "0", "--score", "1", home=home, expect=2)
+    assert "trial 0 of study 'cli-ext' is not waiting" in again.stderr
+    nostudy = winnow("feedback", "--study", "nope", "--trial", "0", "--score", "1", home=home, expect=2)
+    assert "--study: no study 'nope'" in nostudy.stderr
+
+
+def test_ingest_then_retrain(tiny, tmp_path) -> None:
+    home = tmp_path / "home"
+    first = winnow("ingest", str(GOOD / "pool.jsonl"), home=home)
+    assert "20 new rows in pool from 1 file(s)" in first.stdout
+    out = tmp_path / "retrain"
+    proc = winnow("retrain", "--query", str(GOOD / "query.jsonl"), "--test", str(GOOD / "test.jsonl"), "--out", str(out),
+                  "--config", str(tiny["config"]), "--model", str(tiny["model"]), "--set", "selection.budget=4",
+                  home=home)
+    assert {"base", "new"} <= set(table_rows(proc.stdout)), proc.stdout
+    reports = list(out.glob("v*/report.md"))
+    assert len(reports) == 1 and "Winnow retrain: pool" in reports[0].read_text()
+    again = winnow("ingest", str(GOOD / "pool.jsonl"), home=home)
+    assert "0 new rows in pool" in again.stdout
+    skipped = winnow("retrain", "--query", str(GOOD / "query.jsonl"), "--test", str(GOOD / "test.jsonl"), "--out",
+                     str(out), "--config", str(tiny["config"]), "--model", str(tiny["model"]), "--min-new-rows", "5",
+                     home=home)
+    assert "0 new rows since the last retrain, fewer than 5: nothing to do" in skipped.stdout
+
+
+def test_experiment_two_cells(tiny, tmp_path) -> None:
+    spec = tmp_path / "exp.yaml"
+    spec.write_text(yaml.safe_dump({
+        "name": "cli", "pool": str(GOOD / "pool.jsonl"), "settings": str(tiny["config"]),
+        "targets": [{"name": "target", "query": str(GOOD / "query.jsonl"), "test": str(GOOD / "test.jsonl")}],
+        "representations": ["hidden"], "selectors": ["doubly_greedy"], "budgets": [4], "seeds": [0],
+        "baselines": ["random"]}))
+    out = tmp_path / "exp"
+    proc = winnow("experiment", str(spec), "--out", str(out), "--model", str(tiny["model"]), "--budget", "25%",
+                  home=tiny["home"])
+    assert "2 cells (2 computed)" in proc.stdout
+    import pandas as pd
+
+    df = pd.read_csv(out / "results.csv")
+    assert sorted(df.method) == ["hidden/doubly_greedy", "random"] and set(df.budget_size) == {5}
+    assert (out / "report.md").is_file()
+
+
+def test_demo_data_from_the_evals_wheel(tmp_path) -> None:
+    wheels = sorted((ROOT / ".cache" / "wheels").glob("evals-*.whl"))
+    if not wheels:
+        pytest.skip("no evals wheel in .cache/wheels: `make test` downloads it (pip download --no-deps evals)")
+    out = tmp_path / "demo"
+    proc = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(out), "--per-source", "2", home=tmp_path / "h")
+    summary = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert summary == {"target": "sarcasm", "pool": 56, "query": 16, "test": 60}
+    assert len((out / "pool.jsonl").read_text().splitlines()) == 56
+    bad = winnow("demo-data", "--wheel", str(tmp_path / "missing.whl"), "--out", str(out), home=tmp_path / "h", expect=2)
+    assert "missing.whl" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_prepare_model_converts_the_default_once(tmp_path) -> None:
+    home = tmp_path / "home"
+    first = winnow("prepare-model", home=home)
+    path = Path(first.stdout.strip().splitlines()[-1])
+    assert (path / "config.json").is_file() and list(path.glob("*.safetensors"))
+    t0 = time.time()
+    second = winnow("prepare-model", home=home)
+    assert second.stdout.strip().splitlines()[-1] == str(path) and time.time() - t0 < 30
+    bad = winnow("prepare-model", "--model", str(tmp_path / "nowhere"), home=home, expect=2)
+    assert "does not exist" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(what: str, check, proc: subprocess.Popen, log: Path, timeout_s: float = 120):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        assert proc.poll() is None, f"{what}: exited {proc.returncode}\n{log.read_text()[-4000:]}"
+        try:
+            if check():
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    raise AssertionError(f"{what}: not within {timeout_s:.0f} s\n{log.read_text()[-4000:]}")
+
+
+def test_server_and_serve_start_answer_and_stop(tmp_path) -> None:
+    """`winnow server` answers on loopback; `winnow serve` registers every deployment of infra/prefect.yaml on
+    it; both stop cleanly on Ctrl-C (SIGINT)."""
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**{k: v for k, v in os.environ.items() if k not in ("PREFECT_HOME", "PREFECT_API_URL")},
+           "WINNOW_HOME": str(tmp_path / "home"), "PYTHONPATH": str(ROOT)}
+    server_log, serve_log = tmp_path / "server.log", tmp_path / "serve.log"
+    server = subprocess.Popen([WINNOW, "server", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=server_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    serve = None
+    try:
+        _wait_for("winnow server", lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, server, server_log)
+        serve = subprocess.Popen([WINNOW, "serve"], cwd=ROOT, env={**env, "PREFECT_API_URL": api},
+                                 stdout=serve_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+        names = {d["name"] for d in yaml.safe_load((ROOT / "infra" / "prefect.yaml").read_text())["deployments"]}
+        _wait_for("deployments registered", lambda: names <= {
+            d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()}, serve, serve_log)
+        os.killpg(serve.pid, signal.SIGINT)
+        assert serve.wait(60) in (0, 130, -signal.SIGINT), serve_log.read_text()[-3000:]
+        os.killpg(server.pid, signal.SIGINT)
+        assert server.wait(60) in (0, 130, -signal.SIGINT), server_log.read_text()[-3000:]
+        assert "Traceback" not in serve_log.read_text() + server_log.read_text()
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(f"{api}/health", timeout=2)
+    finally:
+        for p in (serve, server):
+            if p is not None and p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+    no_server = winnow("serve", home=tmp_path / "home", expect=2)
+    assert "PREFECT_API_URL is not set" in no_server.stderr
+
+
+def _readme_commands() -> list[tuple[str, set[str]]]:
+    """(command, flags) for every ``winnow ...`` line of the README's code blocks."""
+    text = (ROOT / "README.md").read_text()
+    found = []
+    for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split("#")[0].strip()
+            if line.startswith("winnow "):
+                words = line.split()
+                found.append((words[1], set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", line))))
+    return found
+
+
+def test_every_command_has_help_and_the_readme_agrees_with_it(tmp_path) -> None:
+    top = winnow("--help", home=tmp_path)
+    commands = re.findall(r"^│ ([a-z][a-z-]+) ", top.stdout, flags=re.M)
+    expected = {"curate", "compare", "select", "mixture", "feedback", "ingest", "retrain", "serve", "server",
+                "experiment", "demo-data", "prepare-model"}
+    assert expected <= set(commands), top.stdout
+    helps = {c: winnow(c, "--help", home=tmp_path, env={"COLUMNS": "200"}).stdout for c in commands}
+    readme = _readme_commands()
+    assert {c for c, _ in readme} >= {"curate", "compare", "select", "mixture", "feedback", "ingest", "retrain",
+                                      "experiment"}
+    for command, flags in readme:
+        assert command in helps, f"README shows `winnow {command}`, which does not exist"
+        for flag in flags:
+            assert flag in helps[command], f"README shows `winnow {command} {flag}`, which --help does not list"
