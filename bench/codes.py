@@ -18,7 +18,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from winnow.selection import select_round_robin, weighted_similarity  # noqa: E402
-from winnow.selection.scores import array_blocks, less_scores  # noqa: E402
 from winnow.store import lance  # noqa: E402
 from winnow.store.codes import decode, encode  # noqa: E402
 
@@ -50,15 +49,15 @@ def main() -> None:
     pool, query = lance.read_features(db, pool_t), lance.read_features(db, query_t)
     weights = lance.provenance_of(db, pool_t).get("checkpoint_weights") or [1.0 / pool.vectors.shape[0]] * pool.vectors.shape[0]
     N = pool.vectors.shape[1]
-    ref_scores = less_scores(query.vectors, array_blocks(pool.vectors, 4096), weights)
-    ref_rr = select_round_robin(weighted_similarity(query.vectors, pool.vectors, np.asarray(weights))).indices
+    S_ref = weighted_similarity(query.vectors, pool.vectors, np.asarray(weights))  # (M, N)
+    ref_scores, ref_rr = S_ref.max(axis=0), select_round_robin(S_ref).indices  # max score = doubly greedy's
     result = {"pool_table": pool_t, "query_table": query_t, "n_pool": N, "n_query": query.vectors.shape[1],
               "dim": pool.vectors.shape[2], "checkpoints": pool.vectors.shape[0], "codes": {}}
     ks = sorted({max(1, round(f * N)) for f in (0.05, 0.10, 0.25)})
     for codes in ("int8", "bit"):
         P, Q = recode(pool.vectors, codes), recode(query.vectors, codes)
-        scores = less_scores(Q, array_blocks(P, 4096), weights)
-        rr = select_round_robin(weighted_similarity(Q, P, np.asarray(weights))).indices
+        S = weighted_similarity(Q, P, np.asarray(weights))
+        scores, rr = S.max(axis=0), select_round_robin(S).indices
         row = {"bytes_per_vector": {"int8": 1, "bit": 1 / 8}[codes] * pool.vectors.shape[2],
                "score_corr": float(np.corrcoef(ref_scores, scores)[0, 1])}
         for k in ks:

@@ -14,11 +14,12 @@ from tasks.data import ingest_task
 from tasks.model import prepare_model_task
 from tasks.selection import select_task
 from winnow.budget import resolve_budget
-from winnow.data.ingest import table_name_for
+from winnow.features import REPRESENTATIONS
+from winnow.selection import SELECTORS
+from winnow.store.ingest import table_name_for
 from winnow.report import markdown_table
 from winnow.settings import WinnowSettings
 
-REPRESENTATIONS = ("gradients", "hidden", "embedding")
 
 
 @flow(name="compare", log_prints=True)
@@ -28,7 +29,7 @@ def compare(pool: str, query: str, out: str, settings: dict[str, Any], store_uri
     logger = get_run_logger()
     cfg = WinnowSettings.model_validate(settings)
     reps = representations or list(REPRESENTATIONS)
-    sels = selectors or ["round_robin", "doubly_greedy", "subtask_topk", "uot", "knn_uniform", "knn_kde", "random"]
+    sels = selectors or [s for s in SELECTORS if s != "all"]  # "all" is the full-data baseline, not a selection
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     model_path = prepare_model_task(cfg.model.name, str(Path(work_dir) / "models"))

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 
 from tasks.data import ingest_task, validate_task
 from tasks.evaluation import evaluate_task
-from flows.featurize import run_gradient_features, run_warmup
+from flows.featurize import run_gradient_features, run_warmup, status_of
 from flows.nice import run_nice
 from flows.runtime import deployment_task_runner, resolve_locations
 from tasks.model import prepare_model_task
@@ -17,9 +17,9 @@ from tasks.report import report_task
 from tasks.selection import select_task
 from tasks.training import finetune_task
 from winnow.budget import describe_budget, resolve_budget
-from winnow.data.ingest import table_name_for
+from winnow.store.ingest import table_name_for
 from winnow.hashing import file_digest
-from winnow.settings import WinnowSettings, settings_hash
+from winnow.settings import WinnowSettings
 
 
 @flow(name="curate", log_prints=True, task_runner=deployment_task_runner())
@@ -66,19 +66,24 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
 
     adapters = {}
     for name, sub in subsets.items():
-        run_dir = Path(work_dir) / "finetune" / settings_hash({"ids": sub["digest"], "train": cfg.finetune.model_dump(),
-                                                               "lora": cfg.finetune_lora.model_dump(), "model": model_path})
         adapters[name] = finetune_task.submit(sub["path"], sub["digest"], model_path, worker_model, cfg.finetune,
-                                              cfg.finetune_lora, str(run_dir))
+                                              cfg.finetune_lora, work_dir)
     test_digest = file_digest(test)
     evals = {"base": evaluate_task.submit(model_path, None, test, test_digest, worker_model, cfg.eval)}
     evals.update({name: evaluate_task.submit(model_path, fut, test, test_digest, worker_model, cfg.eval)
                   for name, fut in adapters.items()})
     metrics = {name: fut.result() for name, fut in evals.items()}
+    artifacts = [{"artifact": "warm-up", "key": warm["key"], "status": warm["status"]},
+                 {"artifact": "features", "key": f"{features['pool_table']}, {features['query_table']}",
+                  "status": f"{features['computed']} of {features['shards']} shards computed"},
+                 *({"artifact": f"fine-tune {name}", "key": Path(fut.result()).parents[1].name,
+                    "status": status_of(fut.state)} for name, fut in adapters.items()),
+                 *({"artifact": f"evaluation {name}", "key": f"test {test_digest}", "status": status_of(fut.state)}
+                   for name, fut in evals.items())]
 
     settings_yaml = yaml.safe_dump({"pool": pool, "query": query, "test": test, "settings": cfg.model_dump(mode="json")},
                                    sort_keys=False)
     report = report_task(out_dir.name, str(out_dir), data, warm, features, subsets, metrics, settings_yaml,
-                         versions or {}, nice)
+                         versions or {}, nice, artifacts)
     return {"report": report, "results": {k: {"exact_match": v["exact_match"], "response_loss": v["response_loss"]}
                                           for k, v in metrics.items()}, "budget": subsets["selected"]["budget"]}

@@ -31,7 +31,7 @@ from tasks.report import artifact_key, with_inline_images
 from tasks.selection import select_task
 from tasks.training import finetune_task
 from winnow.budget import describe_budget
-from winnow.data.ingest import table_name_for
+from winnow.store.ingest import table_name_for
 from winnow.experiment.grid import Cell, ExperimentConfig, cell_row, load_experiment, plan_cells, quantile_sample
 from winnow.experiment.plots import plot_budget, plot_distance, plot_quantiles
 from winnow.experiment.stats import paired_vs_random, summarize
@@ -39,7 +39,13 @@ from winnow.hashing import file_digest
 from winnow.report import markdown_table
 from winnow.selection import resolve_budget
 from winnow.selection.distance import subset_distances
-from winnow.settings import WinnowSettings, load_settings, settings_hash
+from winnow.keys import code_version, digest
+from winnow.settings import WinnowSettings, load_settings
+
+
+# The library code a cell's result runs through: features, selection, training, evaluation.
+CELL_CODE = ("winnow.features.shards", "winnow.selection.subset", "winnow.training.runs", "winnow.evaluation.evaluate",
+             "winnow.experiment.grid")
 
 
 def _save_json(path: Path, obj: dict[str, Any]) -> None:
@@ -75,9 +81,10 @@ def experiment(config: str, out: str, overrides: list[str] | None = None, store_
     for t in exp.targets:
         query = ingest_task(t.query, store_uri, table_name_for("query", t.query))
         validate_task(t.test)
-        fingerprints[t.name] = settings_hash({
+        fingerprints[t.name] = digest({  # a cell is keyed by this and its own settings (Cell.key)
             "pool": [pool["table"], pool["version"]], "query": file_digest(t.query), "test": file_digest(t.test),
-            "settings": cfg.model_dump(mode="json", exclude={"nice", "mixture", "selection"}), "model": model_path})
+            "settings": cfg.model_dump(mode="json", exclude={"nice", "mixture", "selection"}), "model": model_path,
+            "code": code_version(*CELL_CODE)})
         todo = [c for c in cells if c.target == t.name and c.key(fingerprints[t.name]) not in done]
         if not todo:
             continue
@@ -97,11 +104,8 @@ def experiment(config: str, out: str, overrides: list[str] | None = None, store_
         adapter = None
         if sub is not None:
             train = cfg.finetune.model_copy(update={"seed": cell.seed})
-            run_dir = Path(work_dir) / "finetune" / settings_hash({"ids": sub["digest"], "train": train.model_dump(),
-                                                                   "lora": cfg.finetune_lora.model_dump(),
-                                                                   "model": model_path})
             adapter = finetune_task.submit(sub["path"], sub["digest"], model_path, worker_model, train,
-                                           cfg.finetune_lora, str(run_dir))
+                                           cfg.finetune_lora, work_dir)
         test = targets[cell.target].test
         fut = evaluate_task.submit(model_path, adapter, test, file_digest(test), worker_model, cfg.eval)
         futures[fut] = (cell, key, sub)

@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 from tasks.features import feature_shard_task, plan_features_task
 from tasks.training import warmup_task
-from winnow.settings import ModelSettings, WinnowSettings, settings_hash
+from winnow.settings import ModelSettings, WinnowSettings
+from winnow.training.runs import warmup_key
 
 
 def run_feature_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
@@ -39,10 +40,16 @@ def run_feature_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
 
 def run_warmup(cfg: WinnowSettings, pool: dict[str, Any], model_path: str, store_uri: str, work_dir: str) -> dict[str, Any]:
     """LESS's warm-up on a pool table version, in a folder named after what made it (so it is reused)."""
-    key = settings_hash({"warmup": cfg.warmup.model_dump(), "model": cfg.model.model_dump(mode="json"),
-                         "pool": pool["table"], "version": pool["version"]})
-    return warmup_task(store_uri, pool["table"], pool["version"], model_path, cfg.model, cfg.warmup,
-                       str(Path(work_dir) / "warmup" / key))
+    key = warmup_key(pool["table"], pool["version"], model_path, cfg.model, cfg.warmup)
+    state = warmup_task(store_uri, pool["table"], pool["version"], model_path, cfg.model, cfg.warmup,
+                        str(Path(work_dir) / "warmup" / key), return_state=True)
+    return {**state.result(), "key": key, "status": status_of(state)}
+
+
+def status_of(state: Any) -> str:
+    """How a task's artifact came about, for reports: "reused" (a cached result, same artifact key) or
+    "computed" (this run made it)."""
+    return "reused" if state.name == "Cached" else "computed"
 
 
 def run_gradient_features(cfg: WinnowSettings, pool: dict[str, Any], query: dict[str, Any], warm: dict[str, Any],

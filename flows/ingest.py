@@ -15,7 +15,7 @@ from tasks import unexpected_only
 
 from flows.env import EnvSettings
 from tasks.report import artifact_key
-from winnow.data.ingest import data_files, ingest_file
+from winnow.store.ingest import data_files, ingest_file
 
 POOL_UPDATED = "winnow.pool.updated"
 

@@ -18,12 +18,12 @@ from tasks.mixture import (build_mixture_task, distributions_task, influence_tas
 from tasks.model import prepare_model_task
 from tasks.report import artifact_key, with_inline_images
 from tasks.training import finetune_task
-from winnow.data.ingest import table_name_for
+from winnow.store.ingest import table_name_for
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.duet import Duet
 from winnow.report import markdown_table, plot_affinity, plot_trials
 from winnow.selection import resolve_budget
-from winnow.settings import WinnowSettings, settings_hash
+from winnow.settings import WinnowSettings
 
 
 @flow(name="duet-trial", log_prints=True)
@@ -36,10 +36,8 @@ def duet_trial(trial: int, label: str, proportions: list[float], domains: dict[s
     trial_dir = Path(work_dir) / "mixture" / study / f"trial-{trial}"
     sub = build_mixture_task(domains["train"], proportions, budget, cfg.mixture.seed, str(trial_dir / "subset.jsonl"),
                              scores_path)
-    run_dir = Path(work_dir) / "finetune" / settings_hash({"ids": sub["digest"], "train": cfg.finetune.model_dump(),
-                                                           "lora": cfg.finetune_lora.model_dump(), "model": model_path})
     adapter = finetune_task(sub["path"], sub["digest"], model_path, cfg.model, cfg.finetune, cfg.finetune_lora,
-                            str(run_dir))
+                            work_dir)
     if feedback == "external":
         create_markdown_artifact(key=artifact_key(f"{study}-trial-{trial}", "waiting"), markdown=(
             f"# Trial {trial} ({label}) waits for a score\n\nAdapter: `{adapter}`\n\nMixture: {sub['counts']}\n\n"
@@ -86,18 +84,17 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
 
     # Proxies: one short LoRA per domain, in parallel on the Dask workers (cached by content).
     proxies = {d: finetune_task.submit(domains["train"][d], domains["digests"][d], model_path, worker_model, m.proxy,
-                                       cfg.finetune_lora, str(Path(work_dir) / "proxies" / settings_hash(
-                                           {"d": domains["digests"][d], "p": m.proxy.model_dump(), "m": model_path})))
+                                       cfg.finetune_lora, work_dir)
                for d in names}
     held = [domains["heldout"].get(d, domains["train"][d]) for d in names]
     held_digest = text_digest([file_digest(p) for p in held])
     if m.affinity == "llr":
         rows = [loglik_row_task.submit(model_path, proxies[d], held, held_digest, worker_model) for d in names]
-        pgm = taskpgm_task(m.affinity, [r.result() for r in rows], None, m.beta, m.lam, m.ridge)
+        pgm = taskpgm_task(m.affinity, [r.result() for r in rows], None, m.beta, m.lam, m.ridge, m.clusters)
     else:
         dists = [distributions_task.submit(model_path, proxies[d], held, held_digest, worker_model,
                                            str(out_dir / f"proxy-{i}.npy")) for i, d in enumerate(names)]
-        pgm = taskpgm_task(m.affinity, None, [f.result() for f in dists], m.beta, m.lam, m.ridge)
+        pgm = taskpgm_task(m.affinity, None, [f.result() for f in dists], m.beta, m.lam, m.ridge, m.clusters)
     plot_affinity(pgm["affinity"], names, out_dir / "affinity.png")
     scores_path = (influence(cfg, data, domains, model_path, worker_model, store_uri, work_dir, study)
                    if m.within == "influence" else None)

@@ -7,6 +7,7 @@ from prefect import get_run_logger
 
 from tasks.nice import nice_features_task, nice_reward_task, nice_sample_task
 from winnow.data.loaders import load_records
+from winnow.errors import ConfigError
 from winnow.hashing import file_digest
 from winnow.settings import WinnowSettings
 from winnow.training.checkpoints import read_checkpoints
@@ -16,24 +17,32 @@ CHUNK = 4  # queries per sampling task: small enough to spread over the workers
 
 def run_nice(cfg: WinnowSettings, query: str, model_path: str, warmup_dir: str, worker_model: Any,
              store_uri: str) -> dict[str, Any]:
-    """Sample (from the last warm-up checkpoint) and score per chunk on Dask; write the NICE query table."""
+    """Sample from every warm-up checkpoint and score, per chunk on Dask; write the NICE query table."""
     logger = get_run_logger()
     checkpoints = read_checkpoints(warmup_dir)
     adapter_digest = file_digest(*[c.adapter_dir / "adapter_model.safetensors" for c in checkpoints])
     query_digest = file_digest(query)
     n = len(load_records(query).records)
     chunks = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
-    sampled = [nice_sample_task.submit(model_path, checkpoints[-1], adapter_digest, query, query_digest, cfg.nice,
-                                       worker_model, s, e) for s, e in chunks]
-    scored = [nice_reward_task.submit(query, query_digest, fut, cfg.nice, s, e) for fut, (s, e) in zip(sampled, chunks)]
-    samples = [ys for fut in sampled for ys in fut.result()]
-    rewards = [rs for fut in scored for rs in fut.result()]
+    # On-policy: each checkpoint's policy gradient uses samples drawn from that checkpoint (as the reference).
+    sampled = {(c.index, s): nice_sample_task.submit(model_path, c, adapter_digest, query, query_digest, cfg.nice,
+                                                     worker_model, s, e) for c in checkpoints for s, e in chunks}
+    scored = {k: nice_reward_task.submit(query, query_digest, fut, cfg.nice, k[1], min(k[1] + CHUNK, n))
+              for k, fut in sampled.items()}
+    samples = [[ys for s, _ in chunks for ys in sampled[(c.index, s)].result()] for c in checkpoints]
+    rewards = [[rs for s, _ in chunks for rs in scored[(c.index, s)].result()] for c in checkpoints]
     info = nice_features_task.submit(store_uri, model_path, checkpoints, adapter_digest, query, query_digest,
                                      samples, rewards, cfg.features, worker_model, cfg.nice).result()
     dropped = [q for q in info["queries"] if not q["stored"]]
     logger.info("NICE (%s): %d of %d queries have a direction; %d reported without one", cfg.nice.metric,
                 info["usable"], n, len(dropped))
     if not info["usable"]:
-        raise ValueError(f"NICE: no query has a usable direction under metric {cfg.nice.metric!r} "
-                         f"(first reason: {dropped[0]['reason']}); try nice.baseline=mean or more samples")
+        flat = [r for ck in rewards for rs in ck for r in rs]
+        mean = sum(flat) / len(flat) if flat else 0.0
+        nonzero = sum(r != 0 for r in flat) / len(flat) if flat else 0.0
+        raise ConfigError(f"nice.metric: no query has a usable direction under {cfg.nice.metric!r}: {len(flat)} samples "
+                          f"({cfg.nice.samples} per query, up to {cfg.nice.max_new_tokens} new tokens), mean reward "
+                          f"{mean:.3f}, {nonzero:.0%} non-zero (first reason: {dropped[0]['reason']}). More samples "
+                          "(nice.samples), longer ones (nice.max_new_tokens) or a softer reward would help; "
+                          "nice.baseline=mean helps only when rewards vary")
     return info

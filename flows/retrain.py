@@ -25,10 +25,11 @@ from tasks.model import prepare_model_task
 from tasks.report import artifact_key, with_inline_images
 from tasks.selection import select_task
 from tasks.training import finetune_task
-from winnow.data.ingest import table_name_for
+from winnow.store.ingest import table_name_for
 from winnow.hashing import file_digest
 from winnow.report import markdown_table, plot_history, source_table
-from winnow.settings import load_settings, settings_hash
+from winnow.keys import digest
+from winnow.settings import load_settings
 from winnow.store import lance, ledger
 
 
@@ -46,8 +47,16 @@ def retrain(pool_table: str, query: str, test: str, out: str, config: str | None
     db = lance.connect(store_uri)
     tbl = lance.open_table(db, pool_table)  # a missing table is an error naming it and the store's tables
     pool = {"table": pool_table, "version": tbl.version, "table_rows": tbl.count_rows()}
-    history = ledger.entries(db, ledger.RETRAINS, pool_table)
+    # A line of retrains compares like with like: same settings (model and LoRA included) and same target.
+    line = digest({"settings": cfg, "query": file_digest(query), "test": file_digest(test)})
+    every = ledger.entries(db, ledger.RETRAINS, pool_table)
+    history = [e for e in every if e.get("line") == line]
     last = history[-1] if history else None
+    why_new = (f"a new line of retrains ({line}): the settings or the target differ from the last retrain's "
+               f"({every[-1].get('line', 'unrecorded')}), so it starts with its own warm-up and nothing to beat"
+               if every and not history else "")
+    if why_new:
+        logger.info("%s: %s", pool_table, why_new)
     new_rows = pool["table_rows"] - (last["n_rows"] if last else 0)
     if last and new_rows < min_new_rows:
         logger.info("%s: %d new rows since the last retrain (version %s), fewer than %d; nothing to do",
@@ -67,22 +76,19 @@ def retrain(pool_table: str, query: str, test: str, out: str, config: str | None
     sub = select_task(store_uri, features["query_table"], features["pool_table"], pool_table,
                       selector=cfg.selection.selector, budget=cfg.selection.budget, seed=cfg.selection.seed,
                       out_dir=str(out_dir), name="selected", weights=warm["weights"])
-    run_dir = Path(work_dir) / "finetune" / settings_hash({"ids": sub["digest"], "train": cfg.finetune.model_dump(),
-                                                           "lora": cfg.finetune_lora.model_dump(), "model": model_path})
     adapter = finetune_task(sub["path"], sub["digest"], model_path, worker_model, cfg.finetune, cfg.finetune_lora,
-                            str(run_dir))
+                            work_dir)
     test_digest = file_digest(test)
     candidates = {"base": None, **({"previous": last["adapter"]} if last else {}), "new": adapter}
     futures = {name: evaluate_task.submit(model_path, ad, test, test_digest, worker_model, cfg.eval)
                for name, ad in candidates.items()}
     metrics = {name: fut.result() for name, fut in futures.items()}
 
-    entry = {"version": pool["version"], "n_rows": pool["table_rows"], "new_rows": new_rows, "warmup": warm,
+    entry = {"line": line, "version": pool["version"], "n_rows": pool["table_rows"], "new_rows": new_rows, "warmup": warm,
              "adapter": adapter, "budget": sub["budget"], "report": str(out_dir / "report.md"),
              "exact_match": metrics["new"]["exact_match"], "response_loss": metrics["new"]["response_loss"]}
-    report = _report(pool_table, entry, last, features, sub, metrics, test_data, history, out_dir)
-    ledger.record(db, ledger.RETRAINS, f"{pool_table}@{pool['version']}:{settings_hash(cfg.model_dump(mode='json'))}",
-                  pool_table, entry)
+    report = _report(pool_table, entry, last, features, sub, metrics, test_data, history, out_dir, why_new)
+    ledger.record(db, ledger.RETRAINS, f"{pool_table}@{pool['version']}:{line}", pool_table, entry)
     return {"skipped": False, "new_rows": new_rows, "table_rows": pool["table_rows"], "report": report,
             "results": {k: {"exact_match": v["exact_match"], "response_loss": v["response_loss"]}
                         for k, v in metrics.items()},
@@ -91,7 +97,7 @@ def retrain(pool_table: str, query: str, test: str, out: str, config: str | None
 
 def _report(table: str, entry: dict[str, Any], last: dict[str, Any] | None, features: dict[str, Any],
             sub: dict[str, Any], metrics: dict[str, dict[str, Any]], test_data: dict[str, Any],
-            history: list[dict[str, Any]], out_dir: Path) -> str:
+            history: list[dict[str, Any]], out_dir: Path, why_new: str = "") -> str:
     """Markdown on disk and as a keyed Prefect artifact (the same key every run, so the UI shows its history)."""
     results = [{"model": k, "exact_match": round(v["exact_match"], 4), "response_loss": round(v["response_loss"], 4),
                 "Δ exact match vs previous": (round(v["exact_match"] - metrics["previous"]["exact_match"], 4)
@@ -102,7 +108,8 @@ def _report(table: str, entry: dict[str, Any], last: dict[str, Any] | None, feat
     md = "\n\n".join([
         f"# Winnow retrain: {table} at version {entry['version']}",
         f"{entry['new_rows']} new rows since " + (f"the retrain at version {last['version']}" if last else
-                                                  "the start") + f"; the pool holds {entry['n_rows']} rows.",
+                                                  "the start") + f"; the pool holds {entry['n_rows']} rows." +
+        (f" This is {why_new}." if why_new else ""),
         "## Result on the test set\n" + markdown_table(results),
         f"new = a fresh adapter on the top {sub['budget']} examples by {sub['selector']}; previous = the adapter "
         "of the last retrain; base = no fine-tuning.",

@@ -6,7 +6,7 @@ from typing import Any
 from prefect import task
 
 from tasks import unexpected_only
-from winnow.data.ingest import ingest
+from winnow.store.ingest import ingest
 
 
 @task(name="ingest-records", retries=1, retry_condition_fn=unexpected_only)

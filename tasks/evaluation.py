@@ -5,12 +5,12 @@ from typing import Any
 
 from prefect import task
 
-from tasks import CACHED, unexpected_only
+from tasks import cached_by_content, unexpected_only
 from winnow.evaluation.evaluate import evaluate_adapter
 from winnow.settings import EvalSettings, ModelSettings
 
 
-@task(name="evaluate", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only)
+@task(name="evaluate", cache_policy=cached_by_content("test_spec"), persist_result=True, retries=1, retry_condition_fn=unexpected_only)
 def evaluate_task(model_path: str, adapter_dir: str | None, test_spec: str, test_digest: str,
                   model: ModelSettings, settings: EvalSettings) -> dict[str, Any]:
     """``test_digest`` (content hash of the test set) keys the cache on content, not on the path."""

@@ -8,7 +8,8 @@ from prefect import task
 from tasks import CACHED, unexpected_only
 from winnow.features.shards import FeatureJob, feature_provenance, featurize_range, plan_ranges, representation_dim
 from winnow.models.loading import load_tokenizer
-from winnow.settings import FeatureSettings, ModelSettings, settings_hash
+from winnow.keys import digest
+from winnow.settings import FeatureSettings, ModelSettings
 from winnow.store import lance
 from winnow.training.checkpoints import read_checkpoints
 
@@ -25,7 +26,7 @@ def plan_features_task(store_uri: str, records_table: str, n_rows: int, model_pa
                                                                       trust_remote_code=model.trust_remote_code)
     prov = feature_provenance(job, tok)
     prefix = {"gradients": f"grads_{kind}", "hidden": "hidden", "embedding": "embed"}[representation]
-    table = f"{prefix}__{settings_hash(prov)}"
+    table = f"{prefix}__{digest(prov)}"  # the provenance holds the code version: a fix makes a new table
     codes = features.codes if representation == "gradients" else "fp16"
     lance.create_feature_table(lance.connect(store_uri), table, representation_dim(job), prov, codes=codes)
     job = FeatureJob(store_uri, records_table, table, model_path, features, model, representation,  # type: ignore[arg-type]

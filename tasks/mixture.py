@@ -13,7 +13,7 @@ from winnow.data.loaders import load_records, write_jsonl
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.affinity import js_affinity, llr_affinity, loglik_row, next_token_distributions
 from winnow.mixture.build import build_mixture, influence_scores, split_domains
-from winnow.mixture.taskpgm import TaskPGM
+from winnow.mixture.taskpgm import ClusteredTaskPGM, TaskPGM
 from winnow.models.loading import load_model, load_tokenizer, set_threads
 from winnow.models.lora import load_adapter
 from winnow.settings import ModelSettings
@@ -67,12 +67,12 @@ def distributions_task(model_path: str, adapter_dir: str, probe: list[str], prob
 
 @task(name="taskpgm")
 def taskpgm_task(kind: str, rows: list[list[float]] | None, dist_paths: list[str] | None, beta: float, lam: float,
-                 ridge: float) -> dict[str, Any]:
+                 ridge: float, clusters: int = 0) -> dict[str, Any]:
     if kind == "llr":
         S = llr_affinity(np.array(rows))
     else:
         S = js_affinity([np.load(p).astype(np.float32) for p in dist_paths or []])
-    est = TaskPGM(beta, lam, ridge).fit(S)
+    est = (ClusteredTaskPGM(clusters, beta, lam, ridge) if clusters else TaskPGM(beta, lam, ridge)).fit(S)
     return {"affinity": S.tolist(), "proportions": est.proportions_.tolist()}
 
 

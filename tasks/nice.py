@@ -8,15 +8,16 @@ from typing import Any
 
 from prefect import task
 
-from tasks import CACHED, unexpected_only
+from tasks import cached_by_content, unexpected_only
 from winnow.data.loaders import load_records
+from winnow.keys import code_version, digest
 from winnow.nice.pipeline import nice_features, reward_for, sample, score
-from winnow.settings import FeatureSettings, ModelSettings, NiceSettings, settings_hash
+from winnow.settings import FeatureSettings, ModelSettings, NiceSettings
 from winnow.store import lance
 from winnow.training.checkpoints import Checkpoint
 
 
-@task(name="nice-sample", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only,
+@task(name="nice-sample", cache_policy=cached_by_content("query_spec"), persist_result=True, retries=1, retry_condition_fn=unexpected_only,
       task_run_name="nice-sample[{start}:{end}]")
 def nice_sample_task(model_path: str, checkpoint: Checkpoint, adapter_digest: str, query_spec: str, query_digest: str,
                      nice: NiceSettings, model: ModelSettings, start: int, end: int) -> list[list[str]]:
@@ -24,7 +25,7 @@ def nice_sample_task(model_path: str, checkpoint: Checkpoint, adapter_digest: st
     return sample(model_path, checkpoint, records, nice, model, progress=False)
 
 
-@task(name="nice-reward", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only,
+@task(name="nice-reward", cache_policy=cached_by_content("query_spec"), persist_result=True, retries=1, retry_condition_fn=unexpected_only,
       task_run_name="nice-reward[{start}:{end}]")
 def nice_reward_task(query_spec: str, query_digest: str, samples: list[list[str]], nice: NiceSettings,
                      start: int, end: int) -> list[list[float]]:
@@ -39,8 +40,8 @@ def nice_features_task(store_uri: str, model_path: str, checkpoints: list[Checkp
             "adapters": adapter_digest, "queries": query_digest, "checkpoints": [c.epoch for c in checkpoints],
             "checkpoint_weights": [round(c.weight, 8) for c in checkpoints], "projector": features.projector,
             "proj_dim": features.proj_dim, "sjlt_nnz": features.sjlt_nnz, "proj_seed": features.seed,
-            "max_length": model.max_length}
-    table = f"nice__{settings_hash(prov)}"
+            "max_length": model.max_length, "code": code_version("winnow.nice.pipeline")}
+    table = f"nice__{digest(prov)}"
     lance.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov, codes=features.codes)
     return nice_features(store_uri, table, model_path, checkpoints, load_records(query_spec).records, samples,
                          rewards, features=features, model=model, nice=nice)

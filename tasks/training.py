@@ -6,12 +6,12 @@ from typing import Any
 
 from prefect import task
 
-from tasks import CACHED, unexpected_only
+from tasks import CACHED, cached_by_content, unexpected_only
 from winnow.data.loaders import load_records
 from winnow.settings import LoraSettings, ModelSettings, TrainSettings, WarmupSettings
 from winnow.store import lance
 from winnow.training.checkpoints import read_checkpoints
-from winnow.training.runs import train_on, warmup_sample
+from winnow.training.runs import finetune_key, train_on, warmup_sample
 
 
 @task(name="warmup", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only)
@@ -28,13 +28,15 @@ def warmup_task(store_uri: str, pool_table: str, pool_version: int, model_path: 
             "weights": [round(c.weight, 6) for c in cks]}
 
 
-@task(name="finetune", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only)
+@task(name="finetune", cache_policy=cached_by_content("subset_path"), persist_result=True, retries=1, retry_condition_fn=unexpected_only)
 def finetune_task(subset_path: str, subset_digest: str, model_path: str, model: ModelSettings,
-                  train: TrainSettings, lora: LoraSettings, out_dir: str) -> str:
-    """Fine-tune a fresh adapter on the records in ``subset_path``; returns the adapter folder.
+                  train: TrainSettings, lora: LoraSettings, work_dir: str) -> str:
+    """Fine-tune a fresh adapter on the records in ``subset_path``, in ``work_dir/finetune/<finetune_key>``;
+    returns the adapter folder.
 
     ``subset_digest`` identifies the subset's content, so the cache never serves an adapter trained on an
-    older file at the same path."""
+    older file at the same path, and a repeated subset is never trained twice (the key decides)."""
+    out_dir = Path(work_dir) / "finetune" / finetune_key(subset_digest, model_path, model, train, lora)
     records = load_records(subset_path).records
     summary = train_on(records, model_path=model_path, model=model, train=train, lora=lora, out_dir=out_dir,
                        save_checkpoints=False, progress=False)

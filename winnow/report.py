@@ -30,7 +30,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], features: dict[str, Any],
                   selection: dict[str, Any], metrics: dict[str, dict[str, Any]], sources: list[dict[str, Any]],
-                  settings_yaml: str, versions: dict[str, str], plot: str | None) -> str:
+                  settings_yaml: str, versions: dict[str, str], plot: str | None,
+                  artifacts: list[dict[str, str]] | None = None) -> str:
     quarantine = [q for d in data.values() for q in d["quarantine"]]
     q_lines = "\n".join(f"- `{q['path']}:{q['line']}` field `{q['field']}`: {q['reason']}" for q in quarantine[:50])
     more = f"\n- … and {len(quarantine) - 50} more (see quarantine.jsonl)" if len(quarantine) > 50 else ""
@@ -59,6 +60,10 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
                      "direction (rows 'stored: False' had none and were left out).\n\n" + markdown_table(n["queries"]))
     if plot:
         parts.append(f"![subset by source]({plot})")
+    if artifacts:
+        parts.append("## Artifacts\n" + markdown_table(artifacts) + "\n\nEach key hashes the inputs' content, the "
+                     "resolved settings and the code version of the library modules that compute it (winnow.keys); "
+                     "'reused' means an artifact with the same key was found, so nothing was recomputed.")
     parts += ["## Reproduce\n```yaml\n" + settings_yaml + "```", "Versions: " +
               ", ".join(f"{k} {v}" for k, v in versions.items())]
     return "\n\n".join(parts) + "\n"

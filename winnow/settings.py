@@ -6,12 +6,11 @@ out-of-range values are all collected into a single ``ConfigError`` before any m
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from winnow.budget import Budget
 from winnow.errors import ConfigError
@@ -49,6 +48,11 @@ class TrainSettings(_Frozen):
     batch_size: int = Field(4, ge=1, description="examples per forward pass")
     grad_accum: int = Field(1, ge=1, description="effective batch = batch_size x grad_accum")
     weight_decay: float = Field(0.0, ge=0)
+    # AdamW's constants live here only: each checkpoint records them and LESS's feature engine reads them back
+    # from there, so the preconditioning always matches the optimizer that made the moments.
+    adam_beta1: float = Field(0.9, ge=0, lt=1)
+    adam_beta2: float = Field(0.999, ge=0, lt=1)
+    adam_eps: float = Field(1e-8, gt=0)
     seed: int = 0
 
 
@@ -73,16 +77,22 @@ class FeatureSettings(_Frozen):
     shard_size: int = Field(64, ge=1, description="pool rows per cached, resumable unit of work")
     codes: Literal["fp16", "int8", "bit"] = Field("fp16", description="stored vector codes: int8 is 2x and "
                                                                       "1-bit 16x smaller than fp16 (see bench/codes.py)")
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    adam_eps: float = 1e-8
 
 
 class SelectionSettings(_Frozen):
-    selector: Literal["round_robin", "doubly_greedy", "subtask_topk", "uot", "knn_uniform", "knn_kde", "random",
-                      "all"] = Field("round_robin", description="see winnow.selection.SELECTORS")
+    selector: str = Field("round_robin", description="a name or alias from winnow.selection.SELECTORS / ALIASES")
     budget: Budget = Field(0.05, description="a count (200) or a share of the pool (0.05, '5%'); 1 is one example")
     seed: int = 0
+
+    @field_validator("selector")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        from winnow.selection.targeted import canonical_selector  # the registry; imported only when validating
+
+        try:
+            return canonical_selector(name)
+        except ConfigError as e:
+            raise ValueError(e.problems[0].removeprefix("selection.selector: ")) from None
 
 
 class NiceSettings(_Frozen):
@@ -118,6 +128,8 @@ class MixtureSettings(_Frozen):
     affinity: Literal["llr", "js"] = Field("llr", description="log-likelihood ratio or Jensen-Shannon of proxies")
     beta: float = 0.25
     lam: float = 1.25
+    clusters: int = Field(0, ge=0, description="0 = TaskPGM over the domains; K = k-means of the domains into K "
+                                               "clusters, TaskPGM between and within them (hundreds of domains)")
     ridge: float = Field(1e-6, gt=0, description="makes the affinity strictly positive definite")
     within: Literal["random", "influence"] = Field("random", description="how a domain's share is filled")
     score: Literal["exact_match", "neg_loss"] = Field("exact_match", description="what the target evaluator returns")
@@ -141,12 +153,6 @@ class WinnowSettings(_Frozen):
     eval: EvalSettings = EvalSettings()
     nice: NiceSettings = NiceSettings()
     mixture: MixtureSettings = MixtureSettings()
-
-
-def settings_hash(obj: BaseModel | dict[str, Any], n: int = 12) -> str:
-    """Stable short hash of settings, used to name artifacts after their content."""
-    data = obj.model_dump(mode="json") if isinstance(obj, BaseModel) else obj
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:n]
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:

@@ -261,8 +261,8 @@ def test_ingest_then_retrain(tiny, tmp_path) -> None:
     again = winnow("ingest", str(GOOD / "pool.jsonl"), home=home)
     assert "0 new rows in pool" in again.stdout
     skipped = winnow("retrain", "--query", str(GOOD / "query.jsonl"), "--test", str(GOOD / "test.jsonl"), "--out",
-                     str(out), "--config", str(tiny["config"]), "--model", str(tiny["model"]), "--min-new-rows", "5",
-                     home=home)
+                     str(out), "--config", str(tiny["config"]), "--model", str(tiny["model"]), "--set",
+                     "selection.budget=4", "--min-new-rows", "5", home=home)  # the same line of retrains
     assert "0 new rows since the last retrain, fewer than 5: nothing to do" in skipped.stdout
 
 

@@ -51,3 +51,11 @@ def test_ingest_then_retrain_featurises_only_new_rows(prefect_harness, tiny_mode
     assert [e["n_rows"] for e in ledger.entries(db, ledger.RETRAINS, "pool")] == [10, 20]
     assert len(ledger.entries(db, ledger.INGESTED, "pool")) == 2
     assert json.loads((tmp_path / "runs" / "v2" / "metrics.json").read_text())["entry"]["new_rows"] == 10
+
+    # A changed LoRA setting starts a new line: its own warm-up, no previous adapter to beat, and the report says why.
+    changed = run(**{**kw, "overrides": [*kw["overrides"], "warmup.lora.r=4"], "min_new_rows": 1})
+    assert not changed["skipped"] and set(changed["results"]) == {"base", "new"}
+    entries = ledger.entries(lance.connect(store), ledger.RETRAINS, "pool")
+    assert len({e["line"] for e in entries}) == 2 and entries[-1]["warmup"]["dir"] != entries[0]["warmup"]["dir"]
+    version = lance.connect(store).open_table("pool").version
+    assert "a new line of retrains" in (tmp_path / "runs" / f"v{version}" / "report.md").read_text()

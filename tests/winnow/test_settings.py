@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 from winnow.errors import ConfigError
-from winnow.settings import build_settings, load_settings, settings_hash
+from winnow.keys import digest
+from winnow.settings import build_settings, load_settings
 
 
 def test_overrides_are_typed() -> None:
@@ -32,5 +33,5 @@ def test_settings_file_errors(tmp_path) -> None:
 
 
 def test_hash_is_stable_and_sensitive() -> None:
-    assert settings_hash(build_settings()) == settings_hash(build_settings())
-    assert settings_hash(build_settings()) != settings_hash(build_settings(overrides=["features.seed=1"]))
+    assert digest(build_settings()) == digest(build_settings())
+    assert digest(build_settings()) != digest(build_settings(overrides=["features.seed=1"]))

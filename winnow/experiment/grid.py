@@ -14,10 +14,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from winnow.budget import Budget
 from winnow.errors import ConfigError
+from winnow.features import Representation
 from winnow.selection.targeted import canonical_selector
-from winnow.settings import read_yaml_mapping, settings_hash
+from winnow.keys import digest
+from winnow.settings import read_yaml_mapping
 
-REPRESENTATIONS = ("gradients", "hidden", "embedding")
 BASELINES = ("zero_shot", "random", "full")
 
 
@@ -36,7 +37,7 @@ class Distance(_Strict):
     """The distance experiment: the pool ordered by ``representation``'s round-robin, cut into ``quantiles``
     equal parts; ``sample`` examples drawn from each part are trained on."""
 
-    representation: Literal["gradients", "hidden", "embedding"] = "gradients"
+    representation: Representation = "gradients"
     quantiles: int = Field(4, ge=2)
     sample: int = Field(16, ge=1)
     seeds: list[int] | None = Field(None, description="seeds of the quantile cells (default: the grid's seeds)")
@@ -48,7 +49,7 @@ class ExperimentConfig(_Strict):
     targets: list[Target] = Field(min_length=1)
     settings: str | None = Field(None, description="a winnow settings YAML (model, warm-up, features, fine-tune)")
     overrides: list[str] = []
-    representations: list[Literal["gradients", "hidden", "embedding"]] = ["gradients"]
+    representations: list[Representation] = ["gradients"]
     selectors: list[str] = ["round_robin"]
     budgets: list[Budget] = Field([0.05], min_length=1, description="counts (14) or shares (0.05, '5%')")
     seeds: list[int] = Field([0], min_length=1)
@@ -83,7 +84,7 @@ class Cell:
     quantile: int = -1     # 0 = closest to the queries; -1 outside the distance experiment
 
     def key(self, fingerprint: str) -> str:
-        return settings_hash({**asdict(self), "fingerprint": fingerprint})
+        return digest({**asdict(self), "fingerprint": fingerprint})
 
 
 def plan_cells(cfg: ExperimentConfig) -> list[Cell]:

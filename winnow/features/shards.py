@@ -22,13 +22,13 @@ from winnow.features.per_example import lora_modules
 from winnow.features.projection import Projector
 from winnow.errors import ShardError, WinnowError
 from winnow.hashing import file_digest
+from winnow.keys import code_version
 from winnow.models.loading import load_model, load_tokenizer, resolve_device, set_threads
 from winnow.models.lora import load_adapter
 from winnow.settings import FeatureSettings, ModelSettings
 from winnow.store import lance
 from winnow.training.checkpoints import Checkpoint, load_adam_moments
-
-Representation = Literal["gradients", "hidden", "embedding"]
+from winnow.features import Representation
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,8 @@ def plan_ranges(n_rows: int, shard_size: int) -> list[tuple[int, int]]:
 
 def feature_provenance(job: FeatureJob, tokenizer: Any | None) -> dict[str, Any]:
     """What made these features: stored with the table, and hashed into its name by the caller."""
-    prov: dict[str, Any] = {"representation": job.representation, "records": job.records_table}
+    prov: dict[str, Any] = {"representation": job.representation, "records": job.records_table,
+                            "code": code_version(__name__)}  # a fix in the feature code makes a new table
     if job.representation == "embedding":
         return {**prov, "embedder": embedder_path(job.embedder), "embedder_files": file_digest(embedder_path(job.embedder), n=12)}
     prov.update({"model": job.model_path, "dtype": job.model.dtype, "max_length": job.model.max_length,
@@ -71,7 +72,7 @@ def feature_provenance(job: FeatureJob, tokenizer: Any | None) -> dict[str, Any]
             "checkpoint_weights": [round(c.weight, 8) for c in job.checkpoints],
             "projector": job.features.projector, "proj_dim": job.features.proj_dim,
             "sjlt_nnz": job.features.sjlt_nnz, "proj_seed": job.features.seed, "codes": job.features.codes,
-            "adam": [job.features.adam_beta1, job.features.adam_beta2, job.features.adam_eps],
+            "adam": [[*c.betas, c.eps] for c in job.checkpoints],  # read from the warm-up's own log
             "autocast_bf16": job.features.autocast_bf16}
 
 
@@ -111,7 +112,7 @@ def featurize_range(job: FeatureJob, start: int, end: int, *, progress: bool = T
                     vecs, norms = gradient_features(
                         model, encoded, modules, projector, pad_id=tok.pad_token_id,
                         batch_size=job.features.batch_size, moments=moments,
-                        betas=(job.features.adam_beta1, job.features.adam_beta2), eps=job.features.adam_eps,
+                        betas=checkpoint.betas, eps=checkpoint.eps,
                         progress=progress, autocast_bf16=job.features.autocast_bf16)
             lance.write_features(db, job.feature_table, records=records, row_idx=list(range(start, end)),
                                  checkpoint=ck, vectors=vecs, norms=norms, n_tokens=n_tokens)

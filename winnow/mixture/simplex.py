@@ -1,17 +1,7 @@
-"""The probability simplex: projection, an explicit parameterisation for search, floors and exact budgets."""
+"""The probability simplex: an explicit parameterisation for search, floors and exact budgets."""
 from __future__ import annotations
 
 import numpy as np
-
-
-def project_to_simplex(v: np.ndarray) -> np.ndarray:
-    """Euclidean projection onto {p ≥ 0, Σp = 1} (sort-based, O(n log n))."""
-    v = np.asarray(v, dtype=np.float64)
-    u = np.sort(v)[::-1]
-    css = np.cumsum(u) - 1.0
-    k = np.arange(1, len(v) + 1)
-    rho = np.nonzero(u - css / k > 0)[0][-1]
-    return np.maximum(v - css[rho] / (rho + 1), 0.0)
 
 
 def from_unit_cube(u: np.ndarray) -> np.ndarray:

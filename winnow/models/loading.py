@@ -92,6 +92,18 @@ def resolve_model_path(name: str, cache_dir: Path) -> str:
     return name  # a hub id; loads when the user has internet or a warm HF cache
 
 
+def model_fingerprint(path: str) -> str:
+    """What identifies a model in artifact keys, cheaply: its config and the names and sizes of its weight
+    files (a re-converted or re-downloaded model with other weights gets another key); a hub id as is."""
+    from winnow.keys import digest
+
+    p = Path(path)
+    if not (p / "config.json").is_file():
+        return path
+    weights = sorted((f.name, f.stat().st_size) for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".gguf"))
+    return digest({"config": (p / "config.json").read_text(), "weights": weights})
+
+
 def _looks_like_hub_id(name: str) -> bool:
     parts = name.split("/")
     return len(parts) == 2 and all(p and not p.startswith(".") for p in parts)

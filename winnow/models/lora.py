@@ -30,7 +30,3 @@ def load_adapter(model: torch.nn.Module, adapter_dir: str | Path, *, trainable: 
     if hasattr(model, "peft_config"):
         raise RuntimeError("load_adapter needs a clean base model; this one already holds an adapter")
     return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=trainable)
-
-
-def lora_parameter_names(model: torch.nn.Module) -> list[str]:
-    return [n for n, p in model.named_parameters() if "lora_" in n]

@@ -53,19 +53,26 @@ def as_sample_records(rec: Record, responses: list[str]) -> list[Record]:
 
 
 def nice_features(store_uri: str, table: str, model_path: str, checkpoints: list[Checkpoint],
-                  records: list[Record], samples: list[list[str]], rewards: list[list[float]], *,
+                  records: list[Record], samples: list[list[list[str]]], rewards: list[list[list[float]]], *,
                   features: FeatureSettings, model: ModelSettings, nice: NiceSettings) -> dict[str, Any]:
-    """Write each usable query's direction at every checkpoint; return per-query reward statistics."""
+    """Write each usable query's direction at every checkpoint; return per-query reward statistics.
+
+    On-policy, as the reference: ``samples[c]`` / ``rewards[c]`` were drawn from checkpoint ``c`` itself, and
+    only feed the policy gradient taken at that checkpoint."""
+    if len(samples) != len(checkpoints) or len(rewards) != len(checkpoints):
+        raise ValueError(f"NICE needs samples from each of the {len(checkpoints)} checkpoints, got {len(samples)}")
     set_threads(model.num_threads)
     tok = load_tokenizer(model_path, trust_remote_code=model.trust_remote_code)
-    enc = [[encode(tok, s, model.max_length) for s in as_sample_records(rec, ys)] for rec, ys in zip(records, samples)]
     projector = Projector(features.projector, features.proj_dim, features.seed, features.sjlt_nnz)
     per_ck = []
-    for ck in checkpoints:
+    for ck, ck_samples, ck_rewards in zip(checkpoints, samples, rewards):
+        enc = [[encode(tok, s, model.max_length) for s in as_sample_records(rec, ys)]
+               for rec, ys in zip(records, ck_samples)]
         base = load_model(model_path, device=model.device, dtype=model.dtype, trust_remote_code=model.trust_remote_code)
         net = load_adapter(base, ck.adapter_dir, trainable=True).eval()
-        per_ck.append(policy_gradient_directions(net, lora_modules(net), projector, enc, rewards, pad_id=tok.pad_token_id,
-                                                 baseline=nice.baseline, batch_size=features.batch_size or 8))
+        per_ck.append(policy_gradient_directions(net, lora_modules(net), projector, enc, ck_rewards,
+                                                 pad_id=tok.pad_token_id, baseline=nice.baseline,
+                                                 batch_size=features.batch_size or 8))
     usable = [i for i in range(len(records)) if all(d[i].vector is not None for d in per_ck)]
     db = lance.connect(store_uri)
     for c, dirs in enumerate(per_ck):
@@ -73,9 +80,10 @@ def nice_features(store_uri: str, table: str, model_path: str, checkpoints: list
             lance.write_features(db, table, records=[records[i] for i in usable], row_idx=usable, checkpoint=c,
                                  vectors=np.stack([dirs[i].vector for i in usable]),
                                  norms=np.array([dirs[i].norm for i in usable]), n_tokens=[0] * len(usable))
-    first = per_ck[0]
-    return {"queries": [{"id": records[i].id, "mean_reward": round(first[i].mean_reward, 4),
-                         "nonzero_share": round(first[i].nonzero_share, 4), "stored": i in usable,
+    return {"queries": [{"id": records[i].id,  # reward statistics averaged over the checkpoints' samples
+                         "mean_reward": round(float(np.mean([d[i].mean_reward for d in per_ck])), 4),
+                         "nonzero_share": round(float(np.mean([d[i].nonzero_share for d in per_ck])), 4),
+                         "stored": i in usable,
                          "reason": next((d[i].reason for d in per_ck if d[i].vector is None), "")}
                         for i in range(len(records))],
             "usable": len(usable), "table": table}

@@ -1,8 +1,17 @@
 """NICE query features: the policy gradient of a metric, projected like the pool's gradient features.
 
 For query x with sampled responses y_1..y_M and rewards r_m (minus an optional baseline b):
-    feature(x) = Σ_m (r_m − b) · ∇_θ log π_θ(y_m | x),   log π summed over the response's tokens.
-The engine gives ∇ of each sample's *mean* token NLL, so ∇ log π(y_m | x) = −n_m · ∇ mean-NLL_m. Projection
+    feature(x) = Σ_m (r_m − b) · ∇_θ NLL(y_m | x) = −∇_θ J,   NLL summed over the response's tokens,
+the gradient of the reward-weighted loss (the reference backpropagates ``loss × reward``).
+
+**Orientation.** Pool features are *loss* gradients, and training on an example moves the parameters against
+its feature. An example whose training raises the expected reward J therefore has a loss gradient pointing
+along −∇J, so the query side must be −∇J for "higher cosine = more helpful" to hold, as it does for LESS's
+loss-gradient queries. +∇J = Σ r·∇log π would rank the most helpful examples *last* (issue #15: a pool copy of
+a rewarded sample had cosine −0.99999988 with it). ``tests/winnow/nice/test_policy_gradient.py`` pins this by
+an outcome: a pool copy of a rewarded sample ranks first, of a penalised one last.
+
+The engine gives ∇ of each sample's *mean* token NLL, so ∇ NLL(y_m | x) = n_m · ∇ mean-NLL_m. Projection
 is linear, so samples are projected first and combined after: no full-size gradient is summed.
 A query whose rewards are all equal to the baseline (e.g. all zero without a baseline) has no direction:
 it is reported, not stored.
@@ -51,8 +60,8 @@ def policy_gradient_directions(model: torch.nn.Module, modules: dict[str, torch.
             idx = keep[s:s + batch_size]
             batch = {k: v.to(device) for k, v in collate([enc[i] for i in idx], pad_id).items()}
             grads, _ = per_example_grads(model, batch, modules)
-            # ∇ log π = −n · ∇(mean NLL); weight each sample by its (reward − baseline)
-            w = torch.tensor([-coef[i] * enc[i].n_response_tokens for i in idx], device=device, dtype=torch.float32)
+            # ∇ NLL (summed over tokens) = n · ∇(mean NLL); weight each sample by its (reward − baseline)
+            w = torch.tensor([coef[i] * enc[i].n_response_tokens for i in idx], device=device, dtype=torch.float32)
             for n, g in grads.items():  # g: (B, out, in)
                 total += (w[:, None] * projector.project(n, g.reshape(len(idx), -1))).sum(0)
         norm = float(total.norm())

@@ -21,7 +21,17 @@ from winnow.evaluation.metrics import exact_match
 from winnow.nice.sandbox import SandboxLimits, run_python
 
 RewardFn = Callable[[Record, str], float]
-_NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:[eE]-?\d+)?")
+# A number as graders read one: thousands separators only in groups of three ("1,234"), a decimal part only
+# with digits after the point (so the period that ends "= 102." is not part of it).
+_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE]-?\d+)?")
+
+
+def final_number(text: str) -> float | None:
+    """The number a GSM8K-style grader reads: the one after a ``####`` marker if there is one, else the last
+    number of the text ("To add 61 and 41 ... = 102." -> 102.0). None when the text has no number."""
+    marked = text.rsplit("####", 1)[1] if "####" in text else text
+    found = _NUMBER.findall(marked) or _NUMBER.findall(text)
+    return float(found[-1].replace(",", "")) if found else None
 
 
 @dataclass
@@ -39,11 +49,12 @@ def _exact(record: Record, response: str) -> float:
 
 
 def _numeric(record: Record, response: str, tol: float = 1e-6) -> float:
-    got, want = _NUMBER.search(response), _NUMBER.search(record.response)
-    if not got or not want:
+    """1 when the response's final number equals the gold answer's (a sample cut before its result is scored
+    as what it says: its last number)."""
+    got, want = final_number(response), final_number(record.response)
+    if got is None or want is None:
         return 0.0
-    a, b = float(got.group()), float(want.group())
-    return 1.0 if math.isclose(a, b, rel_tol=tol, abs_tol=tol) else 0.0
+    return 1.0 if math.isclose(got, want, rel_tol=tol, abs_tol=tol) else 0.0
 
 
 def _code(limits: SandboxLimits) -> RewardFn:

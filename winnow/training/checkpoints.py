@@ -20,6 +20,8 @@ class Checkpoint:
     optimizer_file: Path
     avg_lr: float
     weight: float  # avg_lr normalised over the run's checkpoints
+    betas: tuple[float, float] = (0.9, 0.999)  # the optimizer's, as recorded in the training log
+    eps: float = 1e-8
 
 
 def read_checkpoints(run_dir: str | Path) -> list[Checkpoint]:
@@ -34,8 +36,12 @@ def read_checkpoints(run_dir: str | Path) -> list[Checkpoint]:
         lrs.setdefault(s["epoch"], []).append(s["lr"])
     avg = [sum(lrs[c["epoch"]]) / len(lrs[c["epoch"]]) for c in log["checkpoints"]]
     total = sum(avg) or 1.0
+    if "optimizer" not in log:
+        raise StaleArtifactError(f"{log_path}: the log does not record the optimizer's betas and eps (made by an "
+                                 "older Winnow); re-run the warm-up so LESS's preconditioning can match them")
+    betas, eps = tuple(log["optimizer"]["betas"]), float(log["optimizer"]["eps"])
     return [Checkpoint(i, c["epoch"], run_dir / c["dir"] / "adapter", run_dir / c["dir"] / OPTIMIZER_FILE,
-                       a, a / total) for i, (c, a) in enumerate(zip(log["checkpoints"], avg))]
+                       a, a / total, betas, eps) for i, (c, a) in enumerate(zip(log["checkpoints"], avg))]
 
 
 def load_adam_moments(path: Path, names: list[str]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -61,8 +61,8 @@ def train_lora(model: torch.nn.Module, examples: list[Encoded], *, pad_id: int, 
     device = next(model.parameters()).device
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     names = {p: n for n, p in params.items()}
-    opt = torch.optim.AdamW(params.values(), lr=train.lr, betas=(0.9, 0.999), eps=1e-8,
-                            weight_decay=train.weight_decay)
+    opt = torch.optim.AdamW(params.values(), lr=train.lr, betas=(train.adam_beta1, train.adam_beta2),
+                            eps=train.adam_eps, weight_decay=train.weight_decay)
     per_epoch = math.ceil(len(examples) / (train.batch_size * train.grad_accum))
     total = per_epoch * train.epochs
     rng = random.Random(train.seed)
@@ -103,6 +103,7 @@ def train_lora(model: torch.nn.Module, examples: list[Encoded], *, pad_id: int, 
     bar.close()
     model.eval()
     summary = {"steps": log, "checkpoints": checkpoints, "n_examples": len(examples),
+               "optimizer": {"betas": list(opt.defaults["betas"]), "eps": opt.defaults["eps"]},
                "train": train.model_dump(), "lora": lora.model_dump(), "seconds": time.time() - t0}
     tmp = out_dir / (LOG_FILE + ".tmp")
     tmp.write_text(json.dumps(summary, indent=1))

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from winnow.mixture.simplex import project_to_simplex
 from winnow.mixture.taskpgm import ClusteredTaskPGM, TaskPGM, closed_form
 
 
@@ -51,11 +50,6 @@ def test_singular_affinity_is_handled() -> None:
 def test_asymmetric_affinity_is_symmetrised() -> None:
     A = np.array([[1.0, 0.8, 0.0], [0.2, 1.0, 0.0], [0.0, 0.0, 1.0]])
     np.testing.assert_allclose(TaskPGM().fit(A).proportions_, TaskPGM().fit((A + A.T) / 2).proportions_)
-
-
-def test_projection_onto_simplex() -> None:
-    np.testing.assert_allclose(project_to_simplex(np.array([0.5, 0.5, 0.5])), [1 / 3] * 3)
-    np.testing.assert_allclose(project_to_simplex(np.array([2.0, 0.0, -1.0])), [1, 0, 0])
 
 
 def test_clustered_variant_for_many_tasks() -> None:

@@ -24,6 +24,18 @@ def test_exact_and_numeric_match() -> None:
     assert make_reward("numeric_match")(_rec("42"), "41") == 0.0
 
 
+@pytest.mark.parametrize("response, gold, reward", [
+    ("To add 61 and 41, first add the tens: 60 + 40 = 100, then 1 + 1 = 2, so 61 + 41 = 102.", "102", 1.0),  # worked
+    ("Great question! Let me think. The total comes to 1,234 apples.", "1234", 1.0),  # verbose, thousands separator
+    ("She has 3 boxes of 12 eggs, so #### 36", "Natalia sold 48/2 = 24 clips... #### 36", 1.0),  # GSM8K markers
+    ("61 + 41 = 10", "102", 0.0),  # cut before its result: scored as what it says
+    ("61 plus 41 is", "102", 0.0),  # the first number is not the answer
+    ("The answer is -3.5.", "-3.5", 1.0), ("no number here", "7", 0.0),
+])
+def test_numeric_match_reads_the_final_answer_as_graders_do(response: str, gold: str, reward: float) -> None:
+    assert make_reward("numeric_match")(_rec(gold), response) == reward
+
+
 def test_user_function_gets_no_label_dependence(monkeypatch) -> None:
     import types, sys
 

@@ -45,3 +45,22 @@ def test_wrong_optimizer_mapping_is_a_clear_error(tiny_model_path: str, data_dir
     ck = read_checkpoints(tmp_path)[0]
     with pytest.raises(StaleArtifactError, match="no moments for .* parameter.*k_proj"):
         load_adam_moments(ck.optimizer_file, ["base_model.model.model.layers.0.self_attn.k_proj.lora_A.default.weight"])
+
+
+def test_checkpoints_carry_the_optimizers_constants(tiny_model_path: str, data_dir, tmp_path) -> None:
+    """LESS preconditions with the betas and eps of the optimizer that made the moments: they are read back from
+    the checkpoint's own log, never from a second setting that could drift; a log without them is refused."""
+    import json
+
+    tok = load_tokenizer(tiny_model_path)
+    examples = [encode(tok, r, 64) for r in load_records(data_dir / "good" / "pool.jsonl").records[:4]]
+    train = TrainSettings(epochs=1, adam_beta1=0.8, adam_beta2=0.99, adam_eps=1e-6)
+    train_lora(load_model(tiny_model_path), examples, pad_id=tok.pad_token_id, train=train,
+               lora=LoraSettings(r=4, alpha=8), out_dir=tmp_path, progress=False)
+    ck = read_checkpoints(tmp_path)[0]
+    assert ck.betas == (0.8, 0.99) and ck.eps == 1e-6
+    log = json.loads((tmp_path / "train_log.json").read_text())
+    del log["optimizer"]
+    (tmp_path / "train_log.json").write_text(json.dumps(log))
+    with pytest.raises(StaleArtifactError, match="betas and eps"):
+        read_checkpoints(tmp_path)

@@ -11,6 +11,7 @@ from typing import Any
 from winnow.data.loaders import load_records
 from winnow.errors import DataFormatError
 from winnow.hashing import file_digest
+from winnow.keys import code_version
 from winnow.store import lance, ledger
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
@@ -51,14 +52,15 @@ def data_files(paths: list[str]) -> list[str]:
 
 
 def ingest_file(path: str, store_uri: str, table: str) -> dict[str, Any]:
-    """Ingest one file unless this exact content was ingested into ``table`` before (the ingest ledger is
-    keyed by content hash, so a renamed copy is skipped and an edited file is read again)."""
+    """Ingest one file unless this exact content was ingested into ``table`` before by the same loader code
+    (the ledger is keyed by content hash and code version: a renamed copy is skipped, an edited file is read
+    again, and so is every file after a fix to the loader — records are added by id, so nothing doubles)."""
     digest = file_digest(path) if Path(path).is_file() else hashlib.sha256(os.path.abspath(path).encode()).hexdigest()
     db = lance.connect(store_uri)
-    key = f"{table}:{digest}"
+    key = f"{table}:{digest}:{code_version(__name__)}"
     done = ledger.get(db, ledger.INGESTED, key)
     if done is not None:
-        tbl = db.open_table(table)
+        tbl = lance.open_table(db, table)
         return {"path": path, "digest": digest, "skipped": True, "added": 0, "in": done["in"], "used": done["used"],
                 "quarantined": done["quarantined"], "quarantine": [], "table": table,
                 "version": tbl.version, "table_rows": tbl.count_rows()}
