@@ -36,7 +36,7 @@ def compare(pool: str, query: str, out: str, settings: dict[str, Any], store_uri
     worker_model = cfg.model.model_copy(update={"num_threads": worker_threads})
     data = {role: ingest_task(spec, store_uri, table_name_for(role, spec)) for role, spec in (("pool", pool), ("query", query))}
     resolve_budget(cfg.selection.budget, data["pool"]["table_rows"])  # too large a budget fails before featurising
-    tables = featurise_all(cfg, data, reps, model_path, worker_model, store_uri, work_dir)
+    tables = featurise_all(cfg, data, reps, model_path, worker_model, store_uri, work_dir, query_spec=query)
     rows = []
     for rep in reps:
         for sel in sels:

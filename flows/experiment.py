@@ -83,13 +83,14 @@ def experiment(config: str, out: str, overrides: list[str] | None = None, store_
         validate_task(t.test)
         fingerprints[t.name] = digest({  # a cell is keyed by this and its own settings (Cell.key)
             "pool": [pool["table"], pool["version"]], "query": file_digest(t.query), "test": file_digest(t.test),
-            "settings": cfg.model_dump(mode="json", exclude={"nice", "mixture", "selection"}), "model": model_path,
-            "code": code_version(*CELL_CODE)})
+            "settings": cfg.model_dump(mode="json", exclude={"mixture", "selection"} | ({"nice"} if "nice" not in reps
+                                                                                        else set())), "model": model_path,
+            "code": code_version(*CELL_CODE, *(["winnow.nice.pipeline"] if "nice" in reps else []))})
         todo = [c for c in cells if c.target == t.name and c.key(fingerprints[t.name]) not in done]
         if not todo:
             continue
         tables_by_target[t.name] = featurise_all(cfg, {"pool": pool, "query": query}, reps, model_path, worker_model,
-                                                 store_uri, work_dir)
+                                                 store_uri, work_dir, query_spec=t.query)
         ref = tables_by_target[t.name][ref_rep]
         refs[t.name] = np.load(reference_order_task(store_uri, ref["query"], ref["pool"], ref["weights"],
                                                     str(out_dir / "reference" / f"{t.name}.npz"))["path"])

@@ -67,14 +67,24 @@ def run_gradient_features(cfg: WinnowSettings, pool: dict[str, Any], query: dict
 
 
 def featurise_all(cfg: WinnowSettings, data: dict[str, Any], representations: list[str], model_path: str,
-                  worker_model: Any, store_uri: str, work_dir: str) -> dict[str, dict[str, str]]:
-    """Feature tables {representation: {"pool": table, "query": table, "weights": [...]}} (warm-up if needed)."""
+                  worker_model: Any, store_uri: str, work_dir: str, query_spec: str | None = None
+                  ) -> dict[str, dict[str, str]]:
+    """Feature tables {representation: {"pool": table, "query": table, "weights": [...]}} (warm-up if needed).
+
+    ``nice`` pairs the LESS pool features with NICE's query directions for the metric ``nice.metric`` (sampled
+    from ``query_spec``'s prompts), so it compares with the other representations cell for cell."""
+    from flows.nice import run_nice
+    from winnow.errors import ConfigError
+
+    if "nice" in representations and not (cfg.nice.metric and query_spec):
+        raise ConfigError("nice.metric: the 'nice' representation needs the target's reward (nice.metric=...)")
+    shard_reps = list(dict.fromkeys(["gradients" if r == "nice" else r for r in representations]))
     tables: dict[str, dict[str, Any]] = {}
     plans = []
     warm = None
-    if "gradients" in representations:
+    if "gradients" in shard_reps:
         warm = run_warmup(cfg, data["pool"], model_path, store_uri, work_dir)
-    for rep in representations:
+    for rep in shard_reps:
         tables[rep] = {"weights": warm["weights"] if rep == "gradients" and warm else None}
         for role, kind in (("pool", "adam"), ("query", "sgd")):
             plan = plan_features_task(store_uri, data[role]["table"], data[role]["table_rows"], model_path,
@@ -82,4 +92,7 @@ def featurise_all(cfg: WinnowSettings, data: dict[str, Any], representations: li
             tables[rep][role] = plan["job"].feature_table
             plans.append(plan)
     run_feature_shards(plans)
+    if "nice" in representations:
+        nice = run_nice(cfg, query_spec, model_path, warm["dir"], worker_model, store_uri)
+        tables["nice"] = {**tables["gradients"], "query": nice["table"]}
     return tables

@@ -8,6 +8,7 @@ from prefect import get_run_logger
 from tasks.nice import nice_features_task, nice_reward_task, nice_sample_task
 from winnow.data.loaders import load_records
 from winnow.errors import ConfigError
+from winnow.nice.rewards import split_calls
 from winnow.hashing import file_digest
 from winnow.settings import WinnowSettings
 from winnow.training.checkpoints import read_checkpoints
@@ -27,12 +28,18 @@ def run_nice(cfg: WinnowSettings, query: str, model_path: str, warmup_dir: str, 
     # On-policy: each checkpoint's policy gradient uses samples drawn from that checkpoint (as the reference).
     sampled = {(c.index, s): nice_sample_task.submit(model_path, c, adapter_digest, query, query_digest, cfg.nice,
                                                      worker_model, s, e) for c in checkpoints for s, e in chunks}
-    scored = {k: nice_reward_task.submit(query, query_digest, fut, cfg.nice, k[1], min(k[1] + CHUNK, n))
+    judge_calls = split_calls(cfg.nice.judge_max_calls, len(sampled)) if cfg.nice.metric == "judge" else None
+    scored = {k: nice_reward_task.submit(query, query_digest, fut, cfg.nice, k[1], min(k[1] + CHUNK, n), judge_calls)
               for k, fut in sampled.items()}
     samples = [[ys for s, _ in chunks for ys in sampled[(c.index, s)].result()] for c in checkpoints]
-    rewards = [[rs for s, _ in chunks for rs in scored[(c.index, s)].result()] for c in checkpoints]
+    rewards = [[rs for s, _ in chunks for rs in scored[(c.index, s)].result()["rewards"]] for c in checkpoints]
+    counters: dict[str, int] = {}
+    for fut in scored.values():
+        for name, count in fut.result()["counters"].items():
+            counters[name] = counters.get(name, 0) + count
     info = nice_features_task.submit(store_uri, model_path, checkpoints, adapter_digest, query, query_digest,
                                      samples, rewards, cfg.features, worker_model, cfg.nice).result()
+    info["reward_counters"] = counters  # the judge's calls, timeouts and refusals over the whole run
     dropped = [q for q in info["queries"] if not q["stored"]]
     logger.info("NICE (%s): %d of %d queries have a direction; %d reported without one", cfg.nice.metric,
                 info["usable"], n, len(dropped))

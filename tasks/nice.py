@@ -4,6 +4,7 @@ Samples and rewards are cached by Prefect on their inputs — model, adapter dig
 sampling settings, seed — so changing the selector or the budget never re-samples."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prefect import task
@@ -16,26 +17,32 @@ from winnow.settings import FeatureSettings, ModelSettings, NiceSettings
 from winnow.store import lance
 from winnow.training.checkpoints import Checkpoint
 
+JUDGE_KEY_ENV = "WINNOW_JUDGE_API_KEY"
+
 
 @task(name="nice-sample", cache_policy=cached_by_content("query_spec"), persist_result=True, retries=1, retry_condition_fn=unexpected_only,
       task_run_name="nice-sample[{start}:{end}]")
 def nice_sample_task(model_path: str, checkpoint: Checkpoint, adapter_digest: str, query_spec: str, query_digest: str,
-                     nice: NiceSettings, model: ModelSettings, start: int, end: int) -> list[list[str]]:
+                     nice: NiceSettings, model: ModelSettings, start: int, end: int) -> list[list[dict[str, Any]]]:
     records = load_records(query_spec).records[start:end]
     return sample(model_path, checkpoint, records, nice, model, progress=False)
 
 
 @task(name="nice-reward", cache_policy=cached_by_content("query_spec"), persist_result=True, retries=1, retry_condition_fn=unexpected_only,
       task_run_name="nice-reward[{start}:{end}]")
-def nice_reward_task(query_spec: str, query_digest: str, samples: list[list[str]], nice: NiceSettings,
-                     start: int, end: int) -> list[list[float]]:
-    return score(load_records(query_spec).records[start:end], samples, reward_for(nice))
+def nice_reward_task(query_spec: str, query_digest: str, samples: list[list[dict[str, Any]]], nice: NiceSettings,
+                     start: int, end: int, judge_calls: int | None = None) -> dict[str, Any]:
+    """Rewards of one chunk, and the reward's counters (the judge's calls, timeouts, refusals). The judge's key
+    comes from the worker's environment, so it never travels as a parameter or lands in a result or report."""
+    reward = reward_for(nice, judge_calls=judge_calls, judge_api_key=os.environ.get(JUDGE_KEY_ENV, ""))
+    return {"rewards": score(load_records(query_spec).records[start:end], samples, reward),
+            "counters": dict(reward.counters)}
 
 
 @task(name="nice-features", retries=1, retry_condition_fn=unexpected_only)
 def nice_features_task(store_uri: str, model_path: str, checkpoints: list[Checkpoint], adapter_digest: str,
-                       query_spec: str, query_digest: str, samples: list[list[str]], rewards: list[list[float]],
-                       features: FeatureSettings, model: ModelSettings, nice: NiceSettings) -> dict[str, Any]:
+                       query_spec: str, query_digest: str, samples: list[list[list[dict[str, Any]]]],
+                       rewards: list[list[list[float]]], features: FeatureSettings, model: ModelSettings, nice: NiceSettings) -> dict[str, Any]:
     prov = {"representation": "nice", "metric": nice.metric, "nice": nice.model_dump(), "model": model_path,
             "adapters": adapter_digest, "queries": query_digest, "checkpoints": [c.epoch for c in checkpoints],
             "checkpoint_weights": [round(c.weight, 8) for c in checkpoints], "projector": features.projector,

@@ -96,14 +96,16 @@ class SelectionSettings(_Frozen):
 
 
 class NiceSettings(_Frozen):
-    """NICE: the query direction is Σ_m r_m ∇log π(y_m | x) over M sampled responses (reference settings)."""
+    """NICE: the query direction is Σ_m (r_m − b) ∇NLL(y_m | x) = −∇J over M responses sampled at each warm-up
+    checkpoint (reference settings; see winnow.nice.policy_gradient for why the sign is this one)."""
 
     metric: str = Field("", description="'' = off; exact_match, numeric_match, code, reward-model, judge, module:fn")
     samples: int = Field(20, ge=1, description="responses sampled per query (reference runs: 20)")
     temperature: float = Field(1.2, gt=0)
     top_p: float = Field(0.95, gt=0, le=1)
     top_k: int = Field(50, ge=0)
-    max_new_tokens: int = Field(32, ge=1)
+    max_new_tokens: int = Field(256, ge=1, description="reference runs: 100-512; a sample cut here is used as "
+                                                      "the open-ended text it is (no end-of-turn it never produced)")
     seed: int = 0
     baseline: Literal["none", "mean"] = Field("none", description="none = the published estimator; mean = subtract "
                                                                   "the M samples' mean reward (lower variance)")

@@ -266,21 +266,22 @@ def test_ingest_then_retrain(tiny, tmp_path) -> None:
     assert "0 new rows since the last retrain, fewer than 5: nothing to do" in skipped.stdout
 
 
-def test_experiment_two_cells(tiny, tmp_path) -> None:
+def test_experiment_small_grid_with_nice(tiny, tmp_path) -> None:
     spec = tmp_path / "exp.yaml"
     spec.write_text(yaml.safe_dump({
         "name": "cli", "pool": str(GOOD / "pool.jsonl"), "settings": str(tiny["config"]),
         "targets": [{"name": "target", "query": str(GOOD / "query.jsonl"), "test": str(GOOD / "test.jsonl")}],
-        "representations": ["hidden"], "selectors": ["doubly_greedy"], "budgets": [4], "seeds": [0],
-        "baselines": ["random"]}))
+        "representations": ["hidden", "nice"], "selectors": ["doubly_greedy"], "budgets": [4], "seeds": [0],
+        "baselines": ["random"], "overrides": ["nice.metric=tests.fixtures.rewards:length", "nice.samples=3",
+                                               "nice.max_new_tokens=4"]}))
     out = tmp_path / "exp"
     proc = winnow("experiment", str(spec), "--out", str(out), "--model", str(tiny["model"]), "--budget", "25%",
                   home=tiny["home"])
-    assert "2 cells (2 computed)" in proc.stdout
+    assert "3 cells (3 computed)" in proc.stdout
     import pandas as pd
 
-    df = pd.read_csv(out / "results.csv")
-    assert sorted(df.method) == ["hidden/doubly_greedy", "random"] and set(df.budget_size) == {5}
+    df = pd.read_csv(out / "results.csv")  # NICE is a representation of the grid like the others
+    assert sorted(df.method) == ["hidden/doubly_greedy", "nice/doubly_greedy", "random"] and set(df.budget_size) == {5}
     assert (out / "report.md").is_file()
 
 

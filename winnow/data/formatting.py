@@ -41,10 +41,13 @@ def prompt_text(tokenizer: Any, record: Record) -> str:
     return tokenizer.apply_chat_template(record.as_chat()[:-1], tokenize=False, add_generation_prompt=True)
 
 
-def encode(tokenizer: Any, record: Record, max_length: int) -> Encoded:
-    """Tokenise one record as prompt + response with a response-only label mask."""
+def encode(tokenizer: Any, record: Record, max_length: int, *, open_ended: bool = False) -> Encoded:
+    """Tokenise one record as prompt + response with a response-only label mask.
+
+    ``open_ended``: the response stops where it stands, without the chat template's end-of-turn — for a sampled
+    response cut at the length limit, whose log-likelihood must not include a token it never produced."""
     prompt = prompt_text(tokenizer, record)
-    full = tokenizer.apply_chat_template(record.as_chat(), tokenize=False)
+    full = prompt + record.response if open_ended else tokenizer.apply_chat_template(record.as_chat(), tokenize=False)
     if not full.startswith(prompt):
         raise ValueError("chat template does not render the prompt as a prefix of the full chat; "
                          f"cannot mask the response of record {record.id!r}")

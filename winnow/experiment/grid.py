@@ -49,7 +49,8 @@ class ExperimentConfig(_Strict):
     targets: list[Target] = Field(min_length=1)
     settings: str | None = Field(None, description="a winnow settings YAML (model, warm-up, features, fine-tune)")
     overrides: list[str] = []
-    representations: list[Representation] = ["gradients"]
+    representations: list[Representation | Literal["nice"]] = Field(
+        ["gradients"], description="'nice' = LESS pool features with NICE's policy-gradient query side (nice.metric)")
     selectors: list[str] = ["round_robin"]
     budgets: list[Budget] = Field([0.05], min_length=1, description="counts (14) or shares (0.05, '5%')")
     seeds: list[int] = Field([0], min_length=1)

@@ -22,16 +22,19 @@ from winnow.store import lance
 from winnow.training.checkpoints import Checkpoint
 
 
-def reward_for(nice: NiceSettings, device: str = "cpu") -> Reward:
+def reward_for(nice: NiceSettings, device: str = "cpu", *, judge_calls: int | None = None,
+               judge_api_key: str = "") -> Reward:
+    """The reward ``nice.metric`` names; ``judge_calls`` is this task's share of the run's judge cap."""
     return make_reward(nice.metric, limits=SandboxLimits(timeout_s=nice.sandbox_timeout_s,
                                                          memory_mb=nice.sandbox_memory_mb),
                        reward_model=nice.reward_model, device=device,
-                       judge=JudgeSettings(nice.judge_url, nice.judge_model, max_calls=nice.judge_max_calls,
+                       judge=JudgeSettings(nice.judge_url, nice.judge_model, api_key=judge_api_key,
+                                           max_calls=judge_calls or nice.judge_max_calls,
                                            timeout_s=nice.judge_timeout_s) if nice.judge_url else None)
 
 
 def sample(model_path: str, checkpoint: Checkpoint, records: list[Record], nice: NiceSettings,
-           model: ModelSettings, progress: bool = True) -> list[list[str]]:
+           model: ModelSettings, progress: bool = True) -> list[list[dict[str, Any]]]:
     """M responses per query from the warmed-up model (the checkpoint's adapter on a clean base)."""
     set_threads(model.num_threads)
     tok = load_tokenizer(model_path, trust_remote_code=model.trust_remote_code)
@@ -40,10 +43,10 @@ def sample(model_path: str, checkpoint: Checkpoint, records: list[Record], nice:
     return sample_responses(net, tok, records, nice, max_length=model.max_length, progress=progress)
 
 
-def score(records: list[Record], samples: list[list[str]], reward: Reward) -> list[list[float]]:
+def score(records: list[Record], samples: list[list[dict[str, Any]]], reward: Reward) -> list[list[float]]:
     if reward.needs_label and any(not r.response.strip() for r in records):
         raise ValueError(f"the {reward.name} reward needs a gold response on every query")
-    return [[reward(rec, y) for y in ys] for rec, ys in zip(records, samples)]
+    return [[reward(rec, y["text"]) for y in ys] for rec, ys in zip(records, samples)]
 
 
 def as_sample_records(rec: Record, responses: list[str]) -> list[Record]:
@@ -53,7 +56,7 @@ def as_sample_records(rec: Record, responses: list[str]) -> list[Record]:
 
 
 def nice_features(store_uri: str, table: str, model_path: str, checkpoints: list[Checkpoint],
-                  records: list[Record], samples: list[list[list[str]]], rewards: list[list[list[float]]], *,
+                  records: list[Record], samples: list[list[list[dict[str, Any]]]], rewards: list[list[list[float]]], *,
                   features: FeatureSettings, model: ModelSettings, nice: NiceSettings) -> dict[str, Any]:
     """Write each usable query's direction at every checkpoint; return per-query reward statistics.
 
@@ -66,7 +69,8 @@ def nice_features(store_uri: str, table: str, model_path: str, checkpoints: list
     projector = Projector(features.projector, features.proj_dim, features.seed, features.sjlt_nnz)
     per_ck = []
     for ck, ck_samples, ck_rewards in zip(checkpoints, samples, rewards):
-        enc = [[encode(tok, s, model.max_length) for s in as_sample_records(rec, ys)]
+        enc = [[encode(tok, r, model.max_length, open_ended=y["truncated"])
+                for r, y in zip(as_sample_records(rec, [y["text"] for y in ys]), ys)]
                for rec, ys in zip(records, ck_samples)]
         base = load_model(model_path, device=model.device, dtype=model.dtype, trust_remote_code=model.trust_remote_code)
         net = load_adapter(base, ck.adapter_dir, trainable=True).eval()
@@ -83,7 +87,11 @@ def nice_features(store_uri: str, table: str, model_path: str, checkpoints: list
     return {"queries": [{"id": records[i].id,  # reward statistics averaged over the checkpoints' samples
                          "mean_reward": round(float(np.mean([d[i].mean_reward for d in per_ck])), 4),
                          "nonzero_share": round(float(np.mean([d[i].nonzero_share for d in per_ck])), 4),
+                         "truncated_share": round(float(np.mean([y["truncated"] for ck in samples
+                                                                 for y in ck[i]] or [0.0])), 4),
                          "stored": i in usable,
                          "reason": next((d[i].reason for d in per_ck if d[i].vector is None), "")}
                         for i in range(len(records))],
-            "usable": len(usable), "table": table}
+            "usable": len(usable), "table": table,
+            "truncated_share": round(float(np.mean([y["truncated"] for ck in samples for ys in ck for y in ys]
+                                                   or [0.0])), 4)}

@@ -3,7 +3,8 @@
 - ``exact_match`` / ``numeric_match``: against the record's gold response (needs a label);
 - ``code``: the response, then the record's ``tests`` (asserts), run in the sandbox: 1 if they pass;
 - ``reward-model``: a local Hugging Face sequence-classification model directory scores prompt + response;
-- ``module:function``: a user function ``fn(prompt: str, response: str, label: str | None) -> float``;
+- ``module:function``: a user function ``fn(prompt, response) -> float`` (label-free: it is never handed the
+  gold answer), or ``fn(prompt, response, label) -> float`` when it needs the label;
 - ``judge``: an LLM judge over an OpenAI-compatible HTTP endpoint, off unless configured, with a call cap.
 Label-free rewards (code, reward model, user function, judge) never read the gold response.
 """
@@ -39,6 +40,7 @@ class Reward:
     name: str
     fn: RewardFn
     needs_label: bool
+    counters: dict[str, int] = field(default_factory=dict)  # e.g. the judge's calls, timeouts and refusals
 
     def __call__(self, record: Record, response: str) -> float:
         return float(self.fn(record, response))
@@ -71,17 +73,28 @@ def _strip_fences(text: str) -> str:
     return m.group(1) if m else text
 
 
-def _user_function(spec: str) -> RewardFn:
+def _user_function(spec: str) -> tuple[RewardFn, bool]:
+    """The function and whether it takes the gold answer (a third parameter): a two-parameter function is
+    label-free and is never handed the label."""
+    import inspect
+
     module, _, name = spec.partition(":")
     try:
         fn = getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as e:
         raise ConfigError(f"nice.metric: cannot load {spec!r} ({e})") from None
+    try:
+        n_params = len(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        n_params = 3
+    if n_params not in (2, 3):
+        raise ConfigError(f"nice.metric: {spec} must take (prompt, response) or (prompt, response, label)")
+    needs_label = n_params == 3
 
     def call(record: Record, response: str) -> float:
         prompt = "\n".join(c for r, c in record.messages[:-1])
-        return float(fn(prompt, response, record.response))
-    return call
+        return float(fn(prompt, response, record.response) if needs_label else fn(prompt, response))
+    return call, needs_label
 
 
 def _reward_model(path: str, device: str) -> RewardFn:
@@ -104,29 +117,51 @@ def _reward_model(path: str, device: str) -> RewardFn:
 class JudgeSettings:
     url: str
     model: str
-    api_key: str = ""
+    api_key: str = field(default="", repr=False)  # never printed: it comes from WINNOW_JUDGE_API_KEY
     max_calls: int = 1000
     timeout_s: float = 30.0
-    calls: int = field(default=0, init=False)
 
 
-def _judge(cfg: JudgeSettings) -> RewardFn:
+def split_calls(cap: int, n_tasks: int) -> int:
+    """Each of ``n_tasks`` reward tasks may call the judge this often, so a run never exceeds ``cap``."""
+    if cap < n_tasks:
+        raise ConfigError(f"nice.judge_max_calls: {cap} calls cannot cover {n_tasks} reward tasks (queries in chunks, "
+                          "times checkpoints); raise the cap or use fewer queries")
+    return cap // n_tasks
+
+
+def _judge(cfg: JudgeSettings, counters: dict[str, int]) -> RewardFn:
+    """A rating from 0 to 10, scaled to [0, 1]. A timeout or a refusal (an HTTP error, or a reply without a
+    number) scores 0 and is counted, so the report says how much of the signal is missing."""
     import httpx
 
+    counters.update(calls=0, timeouts=0, refusals=0)
+
     def fn(record: Record, response: str) -> float:
-        if cfg.calls >= cfg.max_calls:
+        if counters["calls"] >= cfg.max_calls:
             raise ConfigError(f"nice.judge_max_calls: the judge's cap of {cfg.max_calls} calls is reached")
-        cfg.calls += 1
+        counters["calls"] += 1
         prompt = "\n".join(c for r, c in record.messages[:-1])
         body = {"model": cfg.model, "temperature": 0, "messages": [
             {"role": "system", "content": "Rate how well the answer serves the request, from 0 to 10. "
                                           "Reply with the number only."},
             {"role": "user", "content": f"Request:\n{prompt}\n\nAnswer:\n{response}"}]}
         headers = {"Authorization": f"Bearer {cfg.api_key}"} if cfg.api_key else {}
-        r = httpx.post(cfg.url.rstrip("/") + "/chat/completions", json=body, headers=headers, timeout=cfg.timeout_s)
-        r.raise_for_status()
-        m = _NUMBER.search(r.json()["choices"][0]["message"]["content"])
-        return min(10.0, max(0.0, float(m.group()))) / 10 if m else 0.0
+        try:
+            r = httpx.post(cfg.url.rstrip("/") + "/chat/completions", json=body, headers=headers,
+                           timeout=cfg.timeout_s)
+            r.raise_for_status()
+            m = _NUMBER.search(r.json()["choices"][0]["message"]["content"] or "")
+        except httpx.TimeoutException:
+            counters["timeouts"] += 1
+            return 0.0
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, TypeError):
+            counters["refusals"] += 1
+            return 0.0
+        if not m:
+            counters["refusals"] += 1
+            return 0.0
+        return min(10.0, max(0.0, float(m.group().replace(",", "")))) / 10
     return fn
 
 
@@ -146,8 +181,10 @@ def make_reward(metric: str, *, limits: SandboxLimits = SandboxLimits(), reward_
     if metric == "judge":
         if judge is None or not judge.url:
             raise ConfigError("nice.judge_url: the judge metric needs an OpenAI-compatible endpoint (off by default)")
-        return Reward(metric, _judge(judge), False)
+        counters: dict[str, int] = {}
+        return Reward(metric, _judge(judge, counters), False, counters)
     if ":" in metric:
-        return Reward(metric, _user_function(metric), False)
+        fn, needs_label = _user_function(metric)
+        return Reward(metric, fn, needs_label)
     raise ConfigError(f"nice.metric: unknown metric {metric!r} (exact_match, numeric_match, code, reward-model, "
                       "judge, or module:function)")

@@ -15,9 +15,11 @@ from winnow.settings import NiceSettings
 
 @torch.no_grad()
 def sample_responses(model: Any, tokenizer: Any, records: list[Record], nice: NiceSettings, *, max_length: int,
-                     progress: bool = True) -> list[list[str]]:
+                     progress: bool = True) -> list[list[dict[str, Any]]]:
+    """Per query, M samples ``{"text", "truncated"}``: truncated = cut at ``nice.max_new_tokens`` before the
+    model ended its turn (such a sample is scored and differentiated as the open-ended text it is)."""
     device = next(model.parameters()).device
-    out: list[list[str]] = []
+    out: list[list[dict[str, Any]]] = []
     for rec in tqdm(records, desc="sampling", unit="query", disable=not progress):
         ids = tokenizer(prompt_text(tokenizer, rec), add_special_tokens=False, return_tensors="pt")["input_ids"]
         ids = ids[:, -max_length:].to(device)
@@ -26,5 +28,8 @@ def sample_responses(model: Any, tokenizer: Any, records: list[Record], nice: Ni
                              temperature=nice.temperature, top_p=nice.top_p, top_k=nice.top_k,
                              max_new_tokens=nice.max_new_tokens, num_return_sequences=nice.samples,
                              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
-        out.append(tokenizer.batch_decode(gen[:, ids.shape[1]:], skip_special_tokens=True))
+        new = gen[:, ids.shape[1]:]  # (M, ≤ max_new_tokens)
+        ended = (new == tokenizer.eos_token_id).any(dim=1).tolist()
+        out.append([{"text": text, "truncated": not done}
+                    for text, done in zip(tokenizer.batch_decode(new, skip_special_tokens=True), ended)])
     return out

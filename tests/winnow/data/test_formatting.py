@@ -37,3 +37,14 @@ def test_truncation_cuts_prompt_left_then_response_right(tiny_model_path: str) -
     enc = encode(tok, long_resp, 32)
     assert len(enc.input_ids) <= 32 and enc.truncated
     assert sum(1 for x in enc.labels if x == IGNORE) == MIN_PROMPT_TOKENS
+
+
+def test_open_ended_response_has_no_end_of_turn(tiny_model_path: str) -> None:
+    """A sample cut at the length limit never produced the end-of-turn token: it is not in its labels."""
+    tok = load_tokenizer(tiny_model_path)
+    rec = parse_record({"prompt": "what is two plus two", "response": "four", "source": "s", "task": "t"})
+    closed, cut = encode(tok, rec, 64), encode(tok, rec, 64, open_ended=True)
+    closed_labels = [t for t in closed.labels if t != IGNORE]
+    cut_labels = [t for t in cut.labels if t != IGNORE]
+    assert tok.eos_token_id in closed_labels and tok.eos_token_id not in cut_labels
+    assert closed_labels[:len(cut_labels)] == cut_labels and tok.decode(cut_labels) == "four"

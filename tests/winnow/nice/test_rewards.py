@@ -40,10 +40,14 @@ def test_user_function_gets_no_label_dependence(monkeypatch) -> None:
     import types, sys
 
     mod = types.ModuleType("my_rewards")
-    mod.length_reward = lambda prompt, response, label: float(len(response))
+    mod.length_reward = lambda prompt, response: float(len(response))
+    seen = []
+    mod.graded = lambda prompt, response, label: seen.append(label) or float(response == label)
     monkeypatch.setitem(sys.modules, "my_rewards", mod)
     r = make_reward("my_rewards:length_reward")
-    assert not r.needs_label and r(_rec(), "abc") == 3.0
+    assert not r.needs_label and r(_rec(), "abc") == 3.0  # two parameters: never handed the gold answer
+    graded = make_reward("my_rewards:graded")
+    assert graded.needs_label and graded(_rec(), "Paris") == 1.0 and seen == ["Paris"]
     with pytest.raises(ConfigError, match="cannot load"):
         make_reward("my_rewards:nope")
 
@@ -89,6 +93,50 @@ def test_judge_over_loopback_http_with_cap() -> None:
         server.shutdown()
     with pytest.raises(ConfigError, match="off by default"):
         make_reward("judge")
+
+
+def test_judge_counts_refusals_and_timeouts_and_sends_its_key() -> None:
+    import time
+
+    replies = iter([(200, {"choices": [{"message": {"content": "I cannot rate that."}}]}), (503, {}),
+                    (200, {"choices": [{"message": {"content": "9"}}]}), "slow"])
+    auth = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            self.rfile.read(int(self.headers["Content-Length"]))
+            auth.append(self.headers.get("Authorization"))
+            reply = next(replies)
+            if reply == "slow":
+                time.sleep(1.5)
+                reply = (200, {"choices": [{"message": {"content": "5"}}]})
+            out = json.dumps(reply[1]).encode()
+            self.send_response(reply[0])
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *a):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        settings = JudgeSettings(f"http://127.0.0.1:{server.server_port}/v1", "m", api_key="sk-test", timeout_s=0.5)
+        judge = make_reward("judge", judge=settings)
+        assert [judge(_rec(), "x") for _ in range(4)] == [0.0, 0.0, pytest.approx(0.9), 0.0]
+        assert judge.counters == {"calls": 4, "timeouts": 1, "refusals": 2}
+        assert auth[0] == "Bearer sk-test" and "sk-test" not in repr(settings)
+    finally:
+        server.shutdown()
+
+
+def test_the_judge_cap_holds_for_the_whole_run() -> None:
+    from winnow.nice.rewards import split_calls
+
+    assert split_calls(1000, 8) == 125 and 8 * split_calls(1001, 8) <= 1001
+    with pytest.raises(ConfigError, match="cannot cover 8 reward tasks"):
+        split_calls(5, 8)
 
 
 def test_reward_model_scores_prompt_and_response(tiny_model_path, tmp_path) -> None:
