@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
@@ -63,15 +64,19 @@ def test_code_reward_runs_tests_in_the_sandbox_and_needs_no_label() -> None:
     assert r(rec, "import os\nos.system('rm -rf ~')\ndef add(a, b): return a + b") == 1.0  # contained
 
 
-def test_judge_over_loopback_http_with_cap() -> None:
-    seen = []
+@contextmanager
+def _judge_server(reply):
+    """An OpenAI-compatible endpoint on loopback: ``reply(body) -> (status, json)``; yields its base URL and the
+    requests it received (bodies and Authorization headers)."""
+    seen: list[tuple[dict, str | None]] = []
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            seen.append(body)
-            out = json.dumps({"choices": [{"message": {"content": "7"}}]}).encode()
-            self.send_response(200)
+            seen.append((body, self.headers.get("Authorization")))
+            status, payload = reply(body)
+            out = json.dumps(payload).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(out)))
             self.end_headers()
@@ -83,14 +88,22 @@ def test_judge_over_loopback_http_with_cap() -> None:
     server = HTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        judge = make_reward("judge", judge=JudgeSettings(f"http://127.0.0.1:{server.server_port}/v1", "m",
-                                                         max_calls=2, timeout_s=5))
+        yield f"http://127.0.0.1:{server.server_port}/v1", seen
+    finally:
+        server.shutdown()
+
+
+def _rating(text: str) -> tuple[int, dict]:
+    return 200, {"choices": [{"message": {"content": text}}]}
+
+
+def test_judge_over_loopback_http_with_cap() -> None:
+    with _judge_server(lambda body: _rating("7")) as (url, seen):
+        judge = make_reward("judge", judge=JudgeSettings(url, "m", max_calls=2, timeout_s=5))
         assert judge(_rec(), "Paris") == pytest.approx(0.7) and judge(_rec(), "x") == pytest.approx(0.7)
         with pytest.raises(ConfigError, match="cap of 2 calls"):
             judge(_rec(), "again")
-        assert seen[0]["model"] == "m" and "Paris" in seen[0]["messages"][1]["content"]
-    finally:
-        server.shutdown()
+        assert seen[0][0]["model"] == "m" and "Paris" in seen[0][0]["messages"][1]["content"]
     with pytest.raises(ConfigError, match="off by default"):
         make_reward("judge")
 
@@ -98,37 +111,21 @@ def test_judge_over_loopback_http_with_cap() -> None:
 def test_judge_counts_refusals_and_timeouts_and_sends_its_key() -> None:
     import time
 
-    replies = iter([(200, {"choices": [{"message": {"content": "I cannot rate that."}}]}), (503, {}),
-                    (200, {"choices": [{"message": {"content": "9"}}]}), "slow"])
-    auth = []
+    replies = iter([_rating("I cannot rate that."), (503, {}), _rating("9"), "slow"])
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802
-            self.rfile.read(int(self.headers["Content-Length"]))
-            auth.append(self.headers.get("Authorization"))
-            reply = next(replies)
-            if reply == "slow":
-                time.sleep(1.5)
-                reply = (200, {"choices": [{"message": {"content": "5"}}]})
-            out = json.dumps(reply[1]).encode()
-            self.send_response(reply[0])
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
+    def reply(body):
+        r = next(replies)
+        if r == "slow":
+            time.sleep(1.5)
+            return _rating("5")
+        return r
 
-        def log_message(self, *a):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        settings = JudgeSettings(f"http://127.0.0.1:{server.server_port}/v1", "m", api_key="sk-test", timeout_s=0.5)
+    with _judge_server(reply) as (url, seen):
+        settings = JudgeSettings(url, "m", api_key="sk-test", timeout_s=0.5)
         judge = make_reward("judge", judge=settings)
         assert [judge(_rec(), "x") for _ in range(4)] == [0.0, 0.0, pytest.approx(0.9), 0.0]
         assert judge.counters == {"calls": 4, "timeouts": 1, "refusals": 2}
-        assert auth[0] == "Bearer sk-test" and "sk-test" not in repr(settings)
-    finally:
-        server.shutdown()
+        assert seen[0][1] == "Bearer sk-test" and "sk-test" not in repr(settings)
 
 
 def test_the_judge_cap_holds_for_the_whole_run() -> None:
