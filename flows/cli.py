@@ -43,16 +43,17 @@ def _env(log_dir: Optional[Path] = None, command: str = "winnow") -> EnvSettings
     return env
 
 
-def _budget_overrides(budget: Optional[str], key: str = "selection.budget") -> list[str]:
-    """The one budget parser of every command: ``200`` is a count, ``5%`` or ``0.05`` a share, ``1`` one
-    example, ``100%`` or ``1.0`` the whole pool (see winnow.budget)."""
+def _budget(text: str, key: str = "selection.budget") -> int | float:
+    """Every command's ``--budget``: ``200`` is a count, ``5%`` or ``0.05`` a share, ``1`` one example, ``100%``
+    or ``1.0`` the whole pool (winnow.budget); later errors about ``key`` name the flag."""
     from winnow.budget import parse_budget
 
-    if budget is None:
-        return []
-    value = parse_budget(budget, name="--budget")
     _FLAGS[key] = "--budget"
-    return [f"{key}={value!r}"]
+    return parse_budget(text, name="--budget")
+
+
+def _budget_overrides(budget: Optional[str], key: str = "selection.budget") -> list[str]:
+    return [] if budget is None else [f"{key}={_budget(budget, key)!r}"]
 
 
 def _seed_overrides(env: EnvSettings) -> list[str]:
@@ -77,9 +78,9 @@ def _prepare(config: Optional[Path], overrides: list[str], model: Optional[str],
     return env, settings
 
 
-def _fail(e: Exception) -> None:
-    """An expected error: its one-line message (naming the flag when a flag set the setting), the log file
-    that holds the traceback when there is one, and exit code 2 (see ``main``)."""
+def _report(e: Exception) -> None:
+    """An expected error as one line: its message (naming the flag when a flag set the setting) and the log
+    file that holds the traceback when there is one."""
     import os
 
     from flows.logs import LOG_FILE_ENV
@@ -92,7 +93,6 @@ def _fail(e: Exception) -> None:
     if log and Path(log).is_file() and "Traceback" in Path(log).read_text(errors="replace"):
         message += f"  (traceback: {log})"
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    raise typer.Exit(2)
 
 
 @app.command()
@@ -183,13 +183,11 @@ def select(
     seed: int = 0,
 ) -> None:
     """Select from an existing store: no model is loaded, only stored features are read."""
-    from winnow.budget import parse_budget
     from winnow.selection.subset import select_subset
     from winnow.selection.targeted import canonical_selector
 
     env = _env(out, "select")
-    value = parse_budget(budget, name="--budget")
-    _FLAGS["selection.budget"] = "--budget"
+    value = _budget(budget)
     name = canonical_selector(selector)
     sub = select_subset(env.store_uri, query_features, pool_features, selector=name, seed=seed, budget=value,
                         out_dir=out, name=name)
@@ -339,11 +337,10 @@ def experiment(
     """Selection vs random on your targets: representations × selectors × budgets × seeds, plus zero-shot,
     random and full-data baselines and the distance-quantile experiment; tables, plots and a report.
     Finished cells are reused, so re-running (or adding a seed or budget) computes only what is missing."""
-    from winnow.budget import parse_budget
     from winnow.experiment.grid import load_experiment
 
     exp = load_experiment(str(config))
-    budgets = [parse_budget(b, name="--budget") for b in budget] if budget else None
+    budgets = [_budget(b, "budgets") for b in budget] if budget else None
     out = out or Path("runs") / f"experiment-{exp.name}"
     env, _ = _prepare(Path(exp.settings) if exp.settings else None, [*exp.overrides, *(set_ or [])], model, out,
                       "experiment")
@@ -410,10 +407,8 @@ def main() -> None:
         typer.echo("Aborted.", err=True)
         sys.exit(130)
     except WinnowError as e:
-        try:
-            _fail(e)
-        except typer.Exit as done:
-            sys.exit(done.exit_code)
+        _report(e)
+        sys.exit(2)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -13,8 +13,10 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from tqdm.auto import tqdm
 
+from flows.nice import run_nice
 from tasks.features import feature_shard_task, plan_features_task
 from tasks.training import warmup_task
+from winnow.errors import ConfigError
 from winnow.settings import ModelSettings, WinnowSettings
 from winnow.training.runs import warmup_key
 
@@ -73,9 +75,6 @@ def featurise_all(cfg: WinnowSettings, data: dict[str, Any], representations: li
 
     ``nice`` pairs the LESS pool features with NICE's query directions for the metric ``nice.metric`` (sampled
     from ``query_spec``'s prompts), so it compares with the other representations cell for cell."""
-    from flows.nice import run_nice
-    from winnow.errors import ConfigError
-
     if "nice" in representations and not (cfg.nice.metric and query_spec):
         raise ConfigError("nice.metric: the 'nice' representation needs the target's reward (nice.metric=...)")
     shard_reps = list(dict.fromkeys(["gradients" if r == "nice" else r for r in representations]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from functools import cache
 from pathlib import Path
 
 from winnow.errors import WinnowError
@@ -20,8 +21,10 @@ LOG_FILE_ENV = "WINNOW_LOG_FILE"
 CONFIG = Path(__file__).with_name("logging.yml")
 
 
-def _error_names(cls: type = WinnowError) -> set[str]:
-    return {cls.__name__} | {n for sub in cls.__subclasses__() for n in _error_names(sub)}
+@cache
+def _error_names(cls: type = WinnowError) -> frozenset[str]:
+    """Names of WinnowError and its subclasses (all defined in winnow.errors, so computed once)."""
+    return frozenset({cls.__name__}).union(*(_error_names(sub) for sub in cls.__subclasses__()))
 
 
 class ExpectedErrorFilter(logging.Filter):

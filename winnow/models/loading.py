@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from winnow.errors import ConfigError, MissingDependencyError
+from winnow.keys import digest
 
 DEFAULT_MODEL = "default"
 # transformers' from_pretrained initialises on the meta device through process-global state: two threads
@@ -95,8 +96,6 @@ def resolve_model_path(name: str, cache_dir: Path) -> str:
 def model_fingerprint(path: str) -> str:
     """What identifies a model in artifact keys, cheaply: its config and the names and sizes of its weight
     files (a re-converted or re-downloaded model with other weights gets another key); a hub id as is."""
-    from winnow.keys import digest
-
     p = Path(path)
     if not (p / "config.json").is_file():
         return path
