@@ -33,7 +33,7 @@ def child(args: argparse.Namespace) -> None:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from flows.featurize import run_feature_shards
+    from flows.recipe import run_feature_shards
     from winnow.features.shards import FeatureJob, plan_ranges
     from winnow.settings import FeatureSettings, ModelSettings
     from winnow.store import lance

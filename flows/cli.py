@@ -105,12 +105,16 @@ def curate(
     model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id (default: SmolLM2-135M)")] = None,
     target_metric: Annotated[Optional[str], typer.Option(help="NICE: also select for a metric: exact_match, "
                                                               "numeric_match, code, reward-model, judge, module:fn")] = None,
+    rewarm: Annotated[bool, typer.Option("--rewarm", help="start a new feature space (a new warm-up) instead of "
+                                                          "keeping the pool's; every row is featurised again")] = False,
     config: ConfigOpt = None,
     set_: SetOpt = None,
 ) -> None:
     """Warm up, featurise (LESS gradients on Dask), select by round-robin, fine-tune selected and random
     subsets of the same size, evaluate base / random / selected, and write the report. With --target-metric,
-    also select with NICE's policy-gradient query side and compare all three."""
+    also select with NICE's policy-gradient query side and compare all three. --pool may name a store table
+    (e.g. `pool`, filled by `winnow ingest`); a grown pool keeps its feature space, so only new rows are
+    featurised."""
     overrides = [*(set_ or []), *_budget_overrides(budget)] + ([f"nice.metric={target_metric}"] if target_metric else [])
     env, settings = _prepare(config, overrides, model, out, "curate")
     from flows.curate import curate as curate_flow
@@ -120,7 +124,7 @@ def curate(
     result = curate_flow.with_options(task_runner=task_runner(env))(
         pool=pool, query=query, test=test, out=str(out), settings=settings.model_dump(mode="json"),
         store_uri=env.store_uri, work_dir=str(env.home.resolve()), worker_threads=env.threads_per_worker,
-        versions=versions())
+        versions=versions(), rewarm=rewarm)
     _print_results(result, time.time() - t0)
 
 
@@ -269,13 +273,14 @@ def retrain(
     set_: SetOpt = None,
 ) -> None:
     """Run the retrain flow once by hand (the deployments run it on new data and weekly)."""
-    env, _ = _prepare(config, list(set_ or []), model, out, "retrain")
+    env, settings = _prepare(config, list(set_ or []), model, out, "retrain")
     from flows.retrain import retrain as retrain_flow
 
     t0 = time.time()
-    result = retrain_flow(pool_table=table, query=query, test=test, out=str(out), config=str(config) if config else None,
-                          overrides=[*_seed_overrides(env), *(set_ or []), f"model.name={model or env.model}"],
-                          min_new_rows=min_new_rows, store_uri=env.store_uri, work_dir=str(env.home.resolve()))
+    result = retrain_flow(pool_table=table, query=query, test=test, out=str(out),
+                          settings=settings.model_dump(mode="json"), min_new_rows=min_new_rows,
+                          store_uri=env.store_uri, work_dir=str(env.home.resolve()),
+                          worker_threads=env.threads_per_worker)
     if result["skipped"]:
         typer.echo(f"{result['new_rows']} new rows since the last retrain, fewer than {min_new_rows}: nothing to do")
         return
@@ -342,15 +347,14 @@ def experiment(
     exp = load_experiment(str(config))
     budgets = [_budget(b, "budgets") for b in budget] if budget else None
     out = out or Path("runs") / f"experiment-{exp.name}"
-    env, _ = _prepare(Path(exp.settings) if exp.settings else None, [*exp.overrides, *(set_ or [])], model, out,
-                      "experiment")
+    env, settings = _prepare(Path(exp.settings) if exp.settings else None, [*exp.overrides, *(set_ or [])], model,
+                             out, "experiment")
     from flows.experiment import experiment as experiment_flow
     from flows.runtime import task_runner
 
     t0 = time.time()
     result = experiment_flow.with_options(task_runner=task_runner(env))(
-        config=str(config), out=str(out), budgets=budgets,
-        overrides=[*_seed_overrides(env), *(set_ or []), f"model.name={model or env.model}"],
+        config=str(config), out=str(out), budgets=budgets, settings=settings.model_dump(mode="json"),
         store_uri=env.store_uri, work_dir=str(env.home.resolve()), worker_threads=env.threads_per_worker)
     for name, rows in result["paired"].items():
         if rows:

@@ -21,31 +21,19 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.futures import as_completed
 from tqdm.auto import tqdm
 
-from flows.featurize import featurise_all
-from flows.runtime import deployment_task_runner, resolve_locations, versions
-from tasks.data import ingest_task, validate_task
-from tasks.evaluation import evaluate_task
+from flows.recipe import Run, evaluate, featurise, finetune, load_data, open_run, select
+from flows.runtime import deployment_task_runner, versions
 from tasks.experiment import reference_order_task, write_subset_task
-from tasks.model import prepare_model_task
 from tasks.report import artifact_key, with_inline_images
-from tasks.selection import select_task
-from tasks.training import finetune_task
-from winnow.budget import describe_budget
-from winnow.store.ingest import table_name_for
+from winnow.budget import describe_budget, resolve_budget
 from winnow.experiment.grid import Cell, ExperimentConfig, cell_row, load_experiment, plan_cells, quantile_sample
 from winnow.experiment.plots import plot_budget, plot_distance, plot_quantiles
 from winnow.experiment.stats import paired_vs_random, summarize
 from winnow.hashing import file_digest
-from winnow.report import markdown_table
-from winnow.selection import resolve_budget
-from winnow.selection.distance import subset_distances
 from winnow.keys import code_version, digest
-from winnow.settings import WinnowSettings, load_settings
-
-
-# The library code a cell's result runs through: features, selection, training, evaluation.
-CELL_CODE = ("winnow.features.shards", "winnow.selection.subset", "winnow.training.runs", "winnow.evaluation.evaluate",
-             "winnow.experiment.grid")
+from winnow.recipe import Arm, Recipe, step_code
+from winnow.report import markdown_table
+from winnow.selection.distance import subset_distances
 
 
 def _save_json(path: Path, obj: dict[str, Any]) -> None:
@@ -56,43 +44,42 @@ def _save_json(path: Path, obj: dict[str, Any]) -> None:
 
 
 @flow(name="experiment", log_prints=True, task_runner=deployment_task_runner())
-def experiment(config: str, out: str, overrides: list[str] | None = None, store_uri: str = "", work_dir: str = "",
-               worker_threads: int = 1, budgets: list[int | float] | None = None) -> dict[str, Any]:
-    """``budgets``, when given, replaces the config's budgets (the CLI's ``--budget``)."""
+def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str = "", work_dir: str = "",
+               worker_threads: int = 0, budgets: list[int | float] | None = None) -> dict[str, Any]:
+    """The grid of ``config`` (targets, representations, selectors, budgets, seeds) under ``settings`` (the
+    experiment file's settings and overrides, resolved by the caller). ``budgets`` replaces the grid's."""
     logger = get_run_logger()
     t0 = time.time()
     exp = load_experiment(config)
     if budgets:
         exp = ExperimentConfig.model_validate({**exp.model_dump(), "budgets": budgets})
-    cfg = load_settings(exp.settings, [*exp.overrides, *(overrides or [])])
-    store_uri, work_dir = resolve_locations(store_uri, work_dir)
+    run = open_run(settings, store_uri, work_dir, worker_threads)
+    cfg = run.cfg
     out_dir = Path(out).resolve()
     (out_dir / "cells").mkdir(parents=True, exist_ok=True)
-    worker_model = cfg.model.model_copy(update={"num_threads": worker_threads})
-    model_path = prepare_model_task(cfg.model.name, str(Path(work_dir) / "models"))
-    pool = ingest_task(exp.pool, store_uri, table_name_for("pool", exp.pool))
-    n_pool = pool["table_rows"]
     reps = list(dict.fromkeys([*exp.representations, *([exp.distance.representation] if exp.distance else [])]))
     ref_rep = exp.distance.representation if exp.distance else reps[0]
+    cell_code = code_version(*step_code("features", "select", "finetune", "evaluate", *(["nice"] if "nice" in reps
+                                                                                        else [])),
+                             "winnow.experiment.grid")
 
     cells = plan_cells(exp)
     done = {p.stem for p in (out_dir / "cells").glob("*.json")}
-    fingerprints, refs, tables_by_target, targets = {}, {}, {}, {t.name: t for t in exp.targets}
+    fingerprints, refs, tables_by_target, targets, pool = {}, {}, {}, {t.name: t for t in exp.targets}, None
     for t in exp.targets:
-        query = ingest_task(t.query, store_uri, table_name_for("query", t.query))
-        validate_task(t.test)
+        data = load_data(run, Recipe(pool=exp.pool, query=t.query, test=t.test, settings=cfg))
+        pool = data["pool"]
         fingerprints[t.name] = digest({  # a cell is keyed by this and its own settings (Cell.key)
             "pool": [pool["table"], pool["version"]], "query": file_digest(t.query), "test": file_digest(t.test),
             "settings": cfg.model_dump(mode="json", exclude={"mixture", "selection"} | ({"nice"} if "nice" not in reps
-                                                                                        else set())), "model": model_path,
-            "code": code_version(*CELL_CODE, *(["winnow.nice.pipeline"] if "nice" in reps else []))})
+                                                                                        else set())),
+            "model": run.model_path, "code": cell_code})
         todo = [c for c in cells if c.target == t.name and c.key(fingerprints[t.name]) not in done]
         if not todo:
             continue
-        tables_by_target[t.name] = featurise_all(cfg, {"pool": pool, "query": query}, reps, model_path, worker_model,
-                                                 store_uri, work_dir, query_spec=t.query)
+        tables_by_target[t.name] = featurise(run, data, reps, t.query)["tables"]
         ref = tables_by_target[t.name][ref_rep]
-        refs[t.name] = np.load(reference_order_task(store_uri, ref["query"], ref["pool"], ref["weights"],
+        refs[t.name] = np.load(reference_order_task(run.store_uri, ref["query"], ref["pool"], ref["weights"],
                                                     str(out_dir / "reference" / f"{t.name}.npz"))["path"])
 
     todo = [c for c in cells if c.key(fingerprints[c.target]) not in done]
@@ -100,16 +87,9 @@ def experiment(config: str, out: str, overrides: list[str] | None = None, store_
     futures = {}
     for cell in todo:
         key = cell.key(fingerprints[cell.target])
-        sub = _subset(cell, key, exp, cfg, pool, n_pool, tables_by_target[cell.target], refs[cell.target],
-                      store_uri, out_dir)
-        adapter = None
-        if sub is not None:
-            train = cfg.finetune.model_copy(update={"seed": cell.seed})
-            adapter = finetune_task.submit(sub["path"], sub["digest"], model_path, worker_model, train,
-                                           cfg.finetune_lora, work_dir)
-        test = targets[cell.target].test
-        fut = evaluate_task.submit(model_path, adapter, test, file_digest(test), worker_model, cfg.eval)
-        futures[fut] = (cell, key, sub)
+        sub = _subset(run, cell, exp, pool, tables_by_target[cell.target], refs[cell.target], out_dir)
+        adapter = None if sub is None else finetune(run, sub, cfg.finetune.model_copy(update={"seed": cell.seed}))
+        futures[evaluate(run, adapter, targets[cell.target].test)] = (cell, key, sub)
 
     progress = create_progress_artifact(0.0, key=artifact_key(f"experiment-{exp.name}", "cells"),
                                         description="experiment cells finished")
@@ -119,7 +99,7 @@ def experiment(config: str, out: str, overrides: list[str] | None = None, store_
             m = fut.result()
             _save_json(out_dir / "cells" / f"{key}.json", {
                 "cell": cell_row(cell, {}), "key": key,
-                "budget_size": 0 if sub is None else len(sub["sources"]),
+                "budget_size": 0 if sub is None else sub["size"],
                 "exact_match": m["exact_match"], "response_loss": m["response_loss"],
                 "distance": None if sub is None else sub["distance"],
                 "hits": [float(p["hit"]) for p in m["predictions"]],
@@ -133,31 +113,33 @@ def experiment(config: str, out: str, overrides: list[str] | None = None, store_
     return _publish(exp, cells, fingerprints, out_dir, ref_rep, len(todo), time.time() - t0)
 
 
-def _subset(cell: Cell, key: str, exp: ExperimentConfig, cfg: WinnowSettings, pool: dict[str, Any], n_pool: int,
-            tables: dict[str, dict[str, Any]], ref: Any, store_uri: str, out_dir: Path) -> dict[str, Any] | None:
+def _subset(run: Run, cell: Cell, exp: ExperimentConfig, pool: dict[str, Any], tables: dict[str, dict[str, Any]],
+            ref: Any, out_dir: Path) -> dict[str, Any] | None:
     """The cell's training subset (None for zero-shot), with its distance to the queries in the reference
     representation (mean distance to the nearest query)."""
     subsets = out_dir / "subsets" / cell.target
-    ids_ref = list(ref["ids"])
     if cell.method == "zero_shot":
         return None
-    if cell.method == "full":
-        sub = write_subset_task(store_uri, pool["table"], ids_ref, str(subsets / "full.jsonl"))
-        ids = ids_ref
-    elif cell.method == "quantile":
-        d = exp.distance
-        idx = quantile_sample(ref["order"], d.quantiles, cell.quantile, d.sample, cell.seed)
-        ids = [ids_ref[i] for i in idx]
-        sub = write_subset_task(store_uri, pool["table"], ids, str(subsets / f"quantile{cell.quantile}_s{cell.seed}.jsonl"))
+    rows_ref = ref["rows"]  # pool rows in the reference table's order
+    if cell.method in ("full", "quantile"):
+        if cell.method == "full":
+            idx, path = np.arange(len(rows_ref)), subsets / "full.jsonl"
+        else:
+            d = exp.distance
+            idx = np.asarray(quantile_sample(ref["order"], d.quantiles, cell.quantile, d.sample, cell.seed))
+            path = subsets / f"quantile{cell.quantile}_s{cell.seed}.jsonl"
+        sub = write_subset_task(run.store_uri, pool["table"], [int(r) for r in rows_ref[idx]], str(path))
     else:
-        rep = cell.representation or exp.representations[0]
-        sub = select_task(store_uri, tables[rep]["query"], tables[rep]["pool"], pool["table"], selector=cell.selector,
-                          budget=cell.budget, seed=cell.seed, out_dir=str(subsets / (cell.representation or "random")),
-                          name=f"{cell.selector}_b{resolve_budget(cell.budget, n_pool)}_s{cell.seed}", weights=tables[rep]["weights"])
-        ids = [json.loads(line)["id"] for line in Path(sub["path"]).read_text().splitlines()]
-    position = {i: n for n, i in enumerate(ids_ref)}
-    dist = subset_distances(ref["similarity"], np.array([position[i] for i in ids]))["nearest"]
-    return {"path": sub["path"], "digest": sub["digest"], "sources": sub["sources"], "distance": float(dist)}
+        n = resolve_budget(cell.budget, pool["table_rows"])
+        arm = Arm(name=f"{cell.selector}_b{n}_s{cell.seed}", representation=cell.representation or exp.representations[0],
+                  selector=cell.selector, budget=cell.budget, seed=cell.seed)
+        sel = select(run, arm, pool["table"], tables, subsets / (cell.representation or "random"))
+        ordering = pd.read_parquet(Path(sel["path"]).with_name(f"{arm.name}_ordering.parquet"), columns=["row_idx"])
+        position = {int(r): i for i, r in enumerate(rows_ref)}
+        idx = np.array([position[int(r)] for r in ordering["row_idx"].to_numpy()[:sel["budget"]]])
+        sub = {**sel, "size": sel["budget"]}
+    dist = subset_distances(ref["similarity"], idx)["nearest"]
+    return {"path": sub["path"], "digest": sub["digest"], "size": sub["size"], "distance": float(dist)}
 
 
 def _publish(exp: ExperimentConfig, cells: list[Cell], fingerprints: dict[str, str], out_dir: Path, ref_rep: str,

@@ -8,21 +8,19 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.env import EnvSettings
-from flows.runtime import deployment_task_runner, resolve_locations
-from flows.featurize import run_feature_shards, run_warmup
-from tasks.data import ingest_task
-from tasks.features import plan_features_task
+from flows.recipe import featurise, finetune, load_data, open_run
+from flows.runtime import deployment_task_runner
+from tasks.data import data_task
 from tasks.evaluation import evaluate_task
 from tasks.mixture import (build_mixture_task, distributions_task, influence_task, loglik_row_task,
                            split_domains_task, taskpgm_task)
-from tasks.model import prepare_model_task
 from tasks.report import artifact_key, with_inline_images
 from tasks.training import finetune_task
-from winnow.store.ingest import table_name_for
+from winnow.budget import resolve_budget
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.duet import Duet
+from winnow.recipe import Recipe
 from winnow.report import markdown_table, plot_affinity, plot_trials
-from winnow.selection import resolve_budget
 from winnow.settings import WinnowSettings
 
 
@@ -30,7 +28,8 @@ from winnow.settings import WinnowSettings
 def duet_trial(trial: int, label: str, proportions: list[float], domains: dict[str, Any], budget: int,
                model_path: str, test: str, settings: dict[str, Any], work_dir: str, feedback: str,
                storage: str, study: str, scores_path: str | None = None) -> float:
-    """One round: build the mixture, fine-tune a fresh adapter on a clean base, and score it on the target."""
+    """One round: build the mixture, fine-tune a fresh adapter on a clean base, and score it on the target.
+    ``settings`` are the parent run's, already validated and complete."""
     cfg = WinnowSettings.model_validate(settings)
     logger = get_run_logger()
     trial_dir = Path(work_dir) / "mixture" / study / f"trial-{trial}"
@@ -49,55 +48,44 @@ def duet_trial(trial: int, label: str, proportions: list[float], domains: dict[s
     return metrics["exact_match"] if cfg.mixture.score == "exact_match" else -metrics["response_loss"]
 
 
-def influence(cfg: WinnowSettings, data: dict[str, Any], domains: dict[str, Any], model_path: str, worker_model: Any,
-              store_uri: str, work_dir: str, study: str) -> str:
-    """Gradient features of the pool (Adam) and of every domain's held-out examples (plain), then scores."""
-    held_file = Path(work_dir) / "mixture" / study / "heldout.jsonl"
-    held_file.write_text("".join(Path(p).read_text() for p in domains["heldout"].values()))
-    held = ingest_task(str(held_file), store_uri, table_name_for("heldout", str(held_file)))
-    warm = run_warmup(cfg, data, model_path, store_uri, work_dir)
-    plans = [plan_features_task(store_uri, info["table"], info["table_rows"], model_path, worker_model, cfg.features,
-                                "gradients", warm["dir"], kind) for info, kind in ((data, "adam"), (held, "sgd"))]
-    run_feature_shards(plans)
-    return influence_task(store_uri, plans[0]["job"].feature_table, plans[1]["job"].feature_table, warm["weights"],
-                          cfg.mixture.domain_key, str(Path(work_dir) / "mixture" / study / "influence.json"))
-
-
 @flow(name="mixture", log_prints=True, task_runner=deployment_task_runner())
 def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri: str = "", work_dir: str = "",
-            optuna_storage: str = "", study: str = "mixture", feedback: str = "auto", worker_threads: int = 1) -> dict[str, Any]:
+            optuna_storage: str = "", study: str = "mixture", feedback: str = "auto", worker_threads: int = 0) -> dict[str, Any]:
     """Warm-started DUET over domain proportions; the target is seen only through ``test``'s score (or a person's)."""
     logger = get_run_logger()
-    store_uri, work_dir = resolve_locations(store_uri, work_dir)
+    run = open_run(settings, store_uri, work_dir, worker_threads)
+    cfg, m = run.cfg, run.cfg.mixture
     optuna_storage = optuna_storage or EnvSettings().optuna_path
-    cfg = WinnowSettings.model_validate(settings)
-    m = cfg.mixture
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = prepare_model_task(cfg.model.name, str(Path(work_dir) / "models"))
-    worker_model = cfg.model.model_copy(update={"num_threads": worker_threads})
-    data = ingest_task(pool, store_uri, table_name_for("pool", pool))
-    domains = split_domains_task(store_uri, data["table"], data["version"], m.domain_key, m.holdout, m.seed,
-                                 str(Path(work_dir) / "mixture" / study / "domains"))
+    study_dir = Path(run.work_dir) / "mixture" / study
+    data = load_data(run, Recipe(pool=pool, settings=cfg))["pool"]
+    domains = split_domains_task(run.store_uri, data["table"], data["version"], m.domain_key, m.holdout, m.seed,
+                                 str(study_dir / "domains"))
     names = domains["domains"]
     budget = resolve_budget(m.budget, sum(domains["sizes"].values()), name="mixture.budget")
 
     # Proxies: one short LoRA per domain, in parallel on the Dask workers (cached by content).
-    proxies = {d: finetune_task.submit(domains["train"][d], domains["digests"][d], model_path, worker_model, m.proxy,
-                                       cfg.finetune_lora, work_dir)
-               for d in names}
+    proxies = {d: finetune(run, {"path": domains["train"][d], "digest": domains["digests"][d]}, m.proxy) for d in names}
     held = [domains["heldout"].get(d, domains["train"][d]) for d in names]
     held_digest = text_digest([file_digest(p) for p in held])
     if m.affinity == "llr":
-        rows = [loglik_row_task.submit(model_path, proxies[d], held, held_digest, worker_model) for d in names]
+        rows = [loglik_row_task.submit(run.model_path, proxies[d], held, held_digest, run.worker_model) for d in names]
         pgm = taskpgm_task(m.affinity, [r.result() for r in rows], None, m.beta, m.lam, m.ridge, m.clusters)
     else:
-        dists = [distributions_task.submit(model_path, proxies[d], held, held_digest, worker_model,
+        dists = [distributions_task.submit(run.model_path, proxies[d], held, held_digest, run.worker_model,
                                            str(out_dir / f"proxy-{i}.npy")) for i, d in enumerate(names)]
         pgm = taskpgm_task(m.affinity, None, [f.result() for f in dists], m.beta, m.lam, m.ridge, m.clusters)
     plot_affinity(pgm["affinity"], names, out_dir / "affinity.png")
-    scores_path = (influence(cfg, data, domains, model_path, worker_model, store_uri, work_dir, study)
-                   if m.within == "influence" else None)
+    scores_path = None
+    if m.within == "influence":  # the pool's gradients (Adam) against each domain's held-out gradients (plain)
+        held_file = study_dir / "heldout.jsonl"
+        held_file.write_text("".join(Path(p).read_text() for p in domains["heldout"].values()))
+        held_data = data_task(str(held_file), run.store_uri, "heldout")
+        grads = featurise(run, {"pool": data, "query": held_data}, ["gradients"])["tables"]["gradients"]
+        scores_path = influence_task(run.store_uri, grads["pool"], grads["query"], grads["weights"], m.domain_key,
+                                     str(study_dir / "influence.json"))
+    model_path, work_dir = run.model_path, run.work_dir
 
     duet = Duet(study, optuna_storage, names, floor=m.floor, sampler=m.sampler, seed=m.seed)
     if not duet.study.trials:  # a new study: the three warm starts come first

@@ -1,9 +1,9 @@
 """The retrain flow: the pool table grew, so featurise the new rows, re-select, fine-tune, evaluate, and
-compare with the adapter of the previous retrain.
+compare with the adapter of the previous retrain of the same line (same settings, same target).
 
 Started by the ``winnow.pool.updated`` event (deployment trigger), and weekly by cron as recurring curation.
-The LESS warm-up of the first retrain is kept: its checkpoints define the feature space, so later retrains
-compute features only for shards holding new rows (a pool that keeps its warm-up keeps its old features).
+The table keeps its feature space (flows.recipe.warm_up): later retrains compute features only for shards
+holding new rows, and a changed model or warm-up setting makes a new space with its own warm-up.
 """
 from __future__ import annotations
 
@@ -16,79 +16,45 @@ import yaml
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.env import EnvSettings
-from flows.featurize import run_gradient_features, run_warmup
-from flows.runtime import deployment_task_runner, resolve_locations, versions
-from tasks.data import ingest_task, validate_task
-from tasks.evaluation import evaluate_task
-from tasks.model import prepare_model_task
+from flows.recipe import open_run, run_recipe
+from flows.runtime import deployment_task_runner, versions
 from tasks.report import artifact_key, with_inline_images
-from tasks.selection import select_task
-from tasks.training import finetune_task
-from winnow.store.ingest import table_name_for
-from winnow.hashing import file_digest
+from tasks.retrain import previous_retrain_task, record_retrain_task
+from winnow.recipe import retraining
 from winnow.report import markdown_table, plot_history, source_table
-from winnow.keys import digest
-from winnow.settings import load_settings
-from winnow.store import lance, ledger
 
 
 @flow(name="retrain", log_prints=True, task_runner=deployment_task_runner())
-def retrain(pool_table: str, query: str, test: str, out: str, config: str | None = None,
-            overrides: list[str] | None = None, min_new_rows: int = 1, store_uri: str = "",
-            work_dir: str = "") -> dict[str, Any]:
+def retrain(pool_table: str, query: str, test: str, out: str, settings: dict[str, Any] | None = None,
+            min_new_rows: int = 1, store_uri: str = "", work_dir: str = "", worker_threads: int = 0) -> dict[str, Any]:
     """Re-curate ``pool_table`` for the target of ``query``/``test`` when at least ``min_new_rows`` rows arrived
-    since the last retrain (0 = always, as the weekly schedule does)."""
+    since the last retrain of the same line (0 = always, as the weekly schedule does)."""
     logger = get_run_logger()
-    env = EnvSettings()
-    store_uri, work_dir = resolve_locations(store_uri, work_dir)
-    cfg = load_settings(config, [*(overrides or []), *([] if any(o.startswith("model.name=") for o in overrides or [])
-                                                      else [f"model.name={env.model}"])])
-    db = lance.connect(store_uri)
-    tbl = lance.open_table(db, pool_table)  # a missing table is an error naming it and the store's tables
-    pool = {"table": pool_table, "version": tbl.version, "table_rows": tbl.count_rows()}
+    run = open_run(settings or {}, store_uri, work_dir, worker_threads)
+    recipe = retraining(pool_table, query, test, run.cfg)
     # A line of retrains compares like with like: same settings (model and LoRA included) and same target.
-    line = digest({"settings": cfg, "query": file_digest(query), "test": file_digest(test)})
-    every = ledger.entries(db, ledger.RETRAINS, pool_table)
-    history = [e for e in every if e.get("line") == line]
-    last = history[-1] if history else None
-    why_new = (f"a new line of retrains ({line}): the settings or the target differ from the last retrain's "
-               f"({every[-1].get('line', 'unrecorded')}), so it starts with its own warm-up and nothing to beat"
-               if every and not history else "")
+    prev = previous_retrain_task(run.store_uri, pool_table, run.cfg, query, test)
+    last, history, why_new = prev["last"], prev["history"], prev["why_new"]
     if why_new:
         logger.info("%s: %s", pool_table, why_new)
-    new_rows = pool["table_rows"] - (last["n_rows"] if last else 0)
+    new_rows = prev["table_rows"] - (last["n_rows"] if last else 0)
     if last and new_rows < min_new_rows:
         logger.info("%s: %d new rows since the last retrain (version %s), fewer than %d; nothing to do",
                     pool_table, new_rows, last["version"], min_new_rows)
-        return {"skipped": True, "new_rows": new_rows, "table_rows": pool["table_rows"]}
+        return {"skipped": True, "new_rows": new_rows, "table_rows": prev["table_rows"]}
 
-    worker_model = cfg.model.model_copy(update={"num_threads": env.threads_per_worker})
-    out_dir = Path(out).resolve() / f"v{pool['version']}"
+    out_dir = Path(out).resolve() / f"v{prev['version']}"
     out_dir.mkdir(parents=True, exist_ok=True)
-    model_path = prepare_model_task(cfg.model.name, str(Path(work_dir) / "models"))
-    query_data = ingest_task(query, store_uri, table_name_for("query", query))
-    test_data = validate_task(test)
-    warm = last["warmup"] if last else run_warmup(cfg, pool, model_path, store_uri, work_dir)
-    features = run_gradient_features(cfg, pool, query_data, warm, model_path, worker_model, store_uri)
+    res = run_recipe(run, recipe, out_dir, others={"previous": last["adapter"]} if last else None)
+    features, sub, metrics = res["features"], res["subsets"]["new"], res["metrics"]
+    pool = res["data"]["pool"]
     logger.info("features: %d shards computed, %d already done", features["computed"], features["skipped"])
-
-    sub = select_task(store_uri, features["query_table"], features["pool_table"], pool_table,
-                      selector=cfg.selection.selector, budget=cfg.selection.budget, seed=cfg.selection.seed,
-                      out_dir=str(out_dir), name="selected", weights=warm["weights"])
-    adapter = finetune_task(sub["path"], sub["digest"], model_path, worker_model, cfg.finetune, cfg.finetune_lora,
-                            work_dir)
-    test_digest = file_digest(test)
-    candidates = {"base": None, **({"previous": last["adapter"]} if last else {}), "new": adapter}
-    futures = {name: evaluate_task.submit(model_path, ad, test, test_digest, worker_model, cfg.eval)
-               for name, ad in candidates.items()}
-    metrics = {name: fut.result() for name, fut in futures.items()}
-
-    entry = {"line": line, "version": pool["version"], "n_rows": pool["table_rows"], "new_rows": new_rows, "warmup": warm,
-             "adapter": adapter, "budget": sub["budget"], "report": str(out_dir / "report.md"),
-             "exact_match": metrics["new"]["exact_match"], "response_loss": metrics["new"]["response_loss"]}
-    report = _report(pool_table, entry, last, features, sub, metrics, test_data, history, out_dir, why_new)
-    ledger.record(db, ledger.RETRAINS, f"{pool_table}@{pool['version']}:{line}", pool_table, entry)
+    entry = {"line": prev["line"], "version": pool["version"], "n_rows": pool["table_rows"], "new_rows": new_rows,
+             "warmup": {k: features["warmup"][k] for k in ("key", "dir")}, "adapter": res["adapters"]["new"], "budget": sub["budget"],
+             "report": str(out_dir / "report.md"), "exact_match": metrics["new"]["exact_match"],
+             "response_loss": metrics["new"]["response_loss"]}
+    report = _report(pool_table, entry, last, features, sub, metrics, res["data"]["test"], history, out_dir, why_new)
+    record_retrain_task(run.store_uri, pool_table, entry)
     return {"skipped": False, "new_rows": new_rows, "table_rows": pool["table_rows"], "report": report,
             "results": {k: {"exact_match": v["exact_match"], "response_loss": v["response_loss"]}
                         for k, v in metrics.items()},

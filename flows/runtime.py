@@ -7,8 +7,6 @@ from pathlib import Path
 
 import importlib.util
 
-import dask
-import torch
 from prefect_dask import DaskTaskRunner
 
 from flows.env import EnvSettings
@@ -29,6 +27,9 @@ def task_runner(env: EnvSettings) -> DaskTaskRunner:
     """Local cluster by default (workers bound to 127.0.0.1, one torch thread each unless configured);
     ``DASK_SCHEDULER_ADDRESS`` joins an existing cluster instead (dask-cuda, Kubernetes, SLURM), whose
     workers should get the same ``worker_environ``."""
+    import dask
+    import torch
+
     dask.config.set({"distributed.nanny.pre-spawn-environ": worker_environ(env.threads_per_worker)})
     if env.dask_scheduler_address:
         return DaskTaskRunner(address=env.dask_scheduler_address)
@@ -84,11 +85,18 @@ def versions() -> dict[str, str]:
     return out
 
 
+class EnvironmentTaskRunner(DaskTaskRunner):
+    """The task runner a flow is *defined* with, resolved when a run starts (Prefect calls ``duplicate`` then):
+    nothing reads the environment or probes CUDA when a flow module is imported. Runs started by a deployment
+    (``winnow serve`` or a work pool) import the flow from its entrypoint, so the CLI's ``with_options``
+    cannot reach them: they take the cluster named by the environment of the process that runs them."""
+
+    def duplicate(self) -> DaskTaskRunner:
+        return task_runner(EnvSettings())
+
+
 def deployment_task_runner() -> DaskTaskRunner:
-    """The task runner a flow is defined with. Runs started by a deployment (``winnow serve`` or a work pool)
-    import the flow from its entrypoint, so the CLI's ``with_options`` cannot reach them: they take the
-    cluster named by the environment of the process that runs them."""
-    return task_runner(EnvSettings())
+    return EnvironmentTaskRunner()
 
 
 def resolve_locations(store_uri: str, work_dir: str) -> tuple[str, str]:

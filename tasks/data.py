@@ -1,4 +1,4 @@
-"""Data tasks: validate a file and merge it into a store table."""
+"""Data tasks: merge a file into a store table (or open a table by name), validate a test set."""
 from __future__ import annotations
 
 from typing import Any
@@ -6,13 +6,14 @@ from typing import Any
 from prefect import task
 
 from tasks import unexpected_only
-from winnow.store.ingest import ingest
+from winnow.store.ingest import ingest_or_open
 
 
-@task(name="ingest-records", retries=1, retry_condition_fn=unexpected_only)
-def ingest_task(spec: str, store_uri: str, table: str) -> dict[str, Any]:
-    """Not cached: re-reading a file is cheap, and ingest adds only ids the table lacks."""
-    return ingest(spec, store_uri, table)
+@task(name="data", retries=1, retry_condition_fn=unexpected_only, task_run_name="data-{role}")
+def data_task(spec: str, store_uri: str, role: str) -> dict[str, Any]:
+    """A flow's pool or query: a store table by name, or a file ingested into the table named after it.
+    Not cached: re-reading a file is cheap, and ingest adds only ids the table lacks."""
+    return ingest_or_open(spec, store_uri, role)
 
 
 @task(name="validate-records")

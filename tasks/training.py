@@ -9,9 +9,31 @@ from prefect import task
 from tasks import CACHED, cached_by_content, unexpected_only
 from winnow.data.loaders import load_records
 from winnow.settings import LoraSettings, ModelSettings, TrainSettings, WarmupSettings
-from winnow.store import lance
+from winnow.store import lance, ledger
 from winnow.training.checkpoints import read_checkpoints
-from winnow.training.runs import finetune_key, train_on, warmup_sample
+from winnow.training.runs import feature_space_key, finetune_key, train_on, warmup_key, warmup_sample
+
+
+@task(name="feature-space")
+def feature_space_task(store_uri: str, pool_table: str, pool_version: int, model_path: str, model: ModelSettings,
+                       warmup: WarmupSettings, work_dir: str, rewarm: bool = False) -> dict[str, Any]:
+    """The warm-up that defines the pool's feature space: the one recorded for this table, model and warm-up
+    settings (a grown pool keeps it, so only its new rows need features), or a new one on this version when
+    there is none or ``rewarm`` asks for it. Returns its key, folder and the table version it samples."""
+    space = feature_space_key(pool_table, model_path, model, warmup)
+    known = None if rewarm else ledger.get(lance.connect(store_uri), ledger.SPACES, space)
+    if known and Path(known["dir"]).is_dir():
+        return {"space": space, "key": known["key"], "dir": known["dir"], "version": known["version"], "kept": True}
+    key = warmup_key(pool_table, pool_version, model_path, model, warmup)
+    return {"space": space, "key": key, "dir": str(Path(work_dir) / "warmup" / key), "version": pool_version,
+            "kept": False}
+
+
+@task(name="record-feature-space")
+def record_space_task(store_uri: str, space: dict[str, Any], pool_table: str) -> None:
+    """After the warm-up finished: later runs on this table (grown or not) use its feature space."""
+    ledger.record(lance.connect(store_uri), ledger.SPACES, space["space"], pool_table,
+                  {k: space[k] for k in ("key", "dir", "version")})
 
 
 @task(name="warmup", cache_policy=CACHED, persist_result=True, retries=1, retry_condition_fn=unexpected_only)

@@ -36,6 +36,21 @@ def test_deployments_load_their_flows_with_valid_parameters() -> None:
     assert by_name["ingest-inbox"].schedules[0].schedule.interval.total_seconds() == 60
 
 
+def test_deployment_settings_validate_and_the_retrain_ones_are_the_demo_config() -> None:
+    """Settings reach every flow one way (a mapping); the deployments' mappings are valid settings, and the
+    retrain deployments' copy of configs/demo.yaml has not drifted from it."""
+    from flows.deploy import read_declarations
+    from winnow.settings import build_settings, load_settings
+
+    decls = {d["name"]: d for d in read_declarations()}
+    for d in decls.values():
+        if "settings" in d.get("parameters", {}):
+            build_settings(d["parameters"]["settings"])  # raises ConfigError naming the bad key
+    demo = load_settings(str(ROOT / "configs" / "demo.yaml"))
+    for name in ("weekly-curation", "retrain-on-new-data"):
+        assert build_settings(decls[name]["parameters"]["settings"]) == demo, name
+
+
 def _docs(path: Path) -> list[dict]:
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
 

@@ -46,8 +46,13 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
         "fine-tuning.",
         "## Data\n" + counts + ("\n\n**Quarantined records**\n" + q_lines + more if quarantine else ""),
         "## Warm-up\n" + f"{warmup['n_examples']} examples, {len(warmup['checkpoints'])} checkpoints; "
-        f"checkpoint weights (epoch-average learning rate, normalised): {warmup['weights']}",
-        "## Features\n" + markdown_table([features]),
+        f"checkpoint weights (epoch-average learning rate, normalised): {warmup['weights']}." +
+        (f" Warm-up {warmup['status']}." if warmup.get("status") else ""),
+        "## Features\n" + markdown_table([features]) + (
+            f"\n\n{features['computed']} of {features['shards']} shards computed; the others were already in the "
+            "store, finished by an earlier run in the same feature space (a grown pool featurises only its new "
+            "rows)." if 0 < features.get("computed", 0)
+            < features.get("shards", 0) else ""),
         "## Distance to the query set\n" + markdown_table(
             [{"subset": k, "mean distance to nearest": round(v["nearest"], 4), "transport cost": round(v["transport"], 4)}
              for k, v in selection["distances"].items()]) +

@@ -16,6 +16,7 @@ def test_experiment_runs_each_cell_once(prefect_harness, tiny_model_path, data_d
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows.experiment import experiment
+    from winnow.settings import build_settings
 
     good = data_dir / "good"
     exp = {"name": "tiny", "pool": str(good / "pool.jsonl"),
@@ -26,7 +27,8 @@ def test_experiment_runs_each_cell_once(prefect_harness, tiny_model_path, data_d
     config = tmp_path / "exp.yaml"
     config.write_text(yaml.safe_dump(exp))
     run = experiment.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))
-    kw = dict(config=str(config), out=str(tmp_path / "out"), store_uri=str(tmp_path / "store"),
+    settings = build_settings(None, exp["overrides"]).model_dump(mode="json")  # what `winnow experiment` passes
+    kw = dict(config=str(config), out=str(tmp_path / "out"), settings=settings, store_uri=str(tmp_path / "store"),
               work_dir=str(tmp_path / "work"))
 
     first = run(**kw)

@@ -69,7 +69,7 @@ def test_local_and_external_clusters_give_identical_features(prefect_harness, ti
 def _featurise(runner, job, recs, uri) -> np.ndarray:
     from prefect import flow
 
-    from flows.featurize import run_feature_shards
+    from flows.recipe import run_feature_shards
     from winnow.features.shards import plan_ranges
     from winnow.store import lance
 

@@ -16,6 +16,8 @@ import httpx
 import pytest
 import yaml
 
+from winnow.settings import build_settings
+
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 OVERRIDES = ["model.max_length=64", "warmup.fraction=0.5", "warmup.train.epochs=2", "warmup.train.lr=0.01",
@@ -69,7 +71,8 @@ def _deployments_file(tmp: Path, data: Path, model: str) -> Path:
     for d in doc["deployments"]:
         if d["entrypoint"].startswith("flows/retrain.py"):
             d["parameters"].update(query=str(data / "query.jsonl"), test=str(data / "test.jsonl"),
-                                   out=str(tmp / "runs"), config=None, overrides=[*OVERRIDES, f"model.name={model}"],
+                                   out=str(tmp / "runs"),
+                                   settings=build_settings(None, [*OVERRIDES, f"model.name={model}"]).model_dump(mode="json"),
                                    store_uri=store, work_dir=work)
         if d["entrypoint"].startswith("flows/ingest.py"):
             d["parameters"].update(paths=[str(tmp / "inbox")], store_uri=store)

@@ -13,6 +13,12 @@ OVERRIDES = ["model.max_length=64", "warmup.fraction=0.5", "warmup.train.epochs=
              "finetune.epochs=1", "finetune.lr=0.01", "eval.max_new_tokens=3"]
 
 
+def _settings(overrides: list[str], model: str) -> dict:
+    from winnow.settings import build_settings
+
+    return build_settings(None, [*overrides, f"model.name={model}"]).model_dump(mode="json")
+
+
 def test_ingest_then_retrain_featurises_only_new_rows(prefect_harness, tiny_model_path, data_dir, tmp_path) -> None:
     from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -27,7 +33,7 @@ def test_ingest_then_retrain_featurises_only_new_rows(prefect_harness, tiny_mode
     store, work = str(tmp_path / "store"), str(tmp_path / "work")
     run = retrain.with_options(task_runner=ThreadPoolTaskRunner(max_workers=1))
     kw = dict(pool_table="pool", query=str(data_dir / "good" / "query.jsonl"), test=str(data_dir / "good" / "test.jsonl"),
-              out=str(tmp_path / "runs"), overrides=[*OVERRIDES, f"model.name={tiny_model_path}"], store_uri=store,
+              out=str(tmp_path / "runs"), settings=_settings(OVERRIDES, tiny_model_path), store_uri=store,
               work_dir=work)
 
     assert ingest_flow([str(inbox)], "pool", store)["new_rows"] == 10
@@ -53,7 +59,7 @@ def test_ingest_then_retrain_featurises_only_new_rows(prefect_harness, tiny_mode
     assert json.loads((tmp_path / "runs" / "v2" / "metrics.json").read_text())["entry"]["new_rows"] == 10
 
     # A changed LoRA setting starts a new line: its own warm-up, no previous adapter to beat, and the report says why.
-    changed = run(**{**kw, "overrides": [*kw["overrides"], "warmup.lora.r=4"], "min_new_rows": 1})
+    changed = run(**{**kw, "settings": _settings([*OVERRIDES, "warmup.lora.r=4"], tiny_model_path), "min_new_rows": 1})
     assert not changed["skipped"] and set(changed["results"]) == {"base", "new"}
     entries = ledger.entries(lance.connect(store), ledger.RETRAINS, "pool")
     assert len({e["line"] for e in entries}) == 2 and entries[-1]["warmup"]["dir"] != entries[0]["warmup"]["dir"]

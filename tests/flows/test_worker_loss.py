@@ -16,7 +16,7 @@ def test_worker_killed_mid_shard_run_completes(prefect_harness, tiny_model_path,
     from prefect import flow
     from prefect_dask import DaskTaskRunner
 
-    from flows.featurize import run_feature_shards
+    from flows.recipe import run_feature_shards
     from tests.fixtures.jobs import gradient_job, warm_checkpoints
     from winnow.data.loaders import load_records
     from winnow.features.shards import plan_ranges

@@ -1,6 +1,7 @@
 """Select a subset from the store and write it: the one code path behind the select task and `winnow select`."""
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector
                   weights: list[float] | None = None) -> dict[str, Any]:
     """Writes ``<name>.jsonl`` (the subset) and ``<name>_ordering.parquet`` (the full ranking) to ``out_dir``.
 
-    Returns sizes, the subset's sources, its distance to the query set and a content digest (cache key for
+    Returns sizes, examples per source (subset and pool), its distance to the query set and a content digest (cache key for
     the fine-tune), never the vectors. ``records_table`` defaults to the one the pool features were made from."""
     selector = canonical_selector(selector)
     db = lance.connect(store_uri)
@@ -29,9 +30,19 @@ def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector
                   {"query_table": query_table, "pool_table": pool_table, "weights": weights, "seed": seed})
     chosen_idx = ordering.prefix(k)
     chosen = [pool.ids[i] for i in chosen_idx]
-    by_id = {r.id: r for r in lance.read_records(db, records_table)}
-    write_jsonl(out / f"{name}.jsonl", [by_id[i].to_json() for i in chosen])
+    records = lance.records_at(db, records_table, pool.row_idx[chosen_idx])
+    write_jsonl(out / f"{name}.jsonl", [r.to_json() for r in records])
     return {"name": name, "selector": selector, "budget": k, "pool_size": len(pool.ids),
-            "path": str(out / f"{name}.jsonl"), "digest": text_digest(chosen), "sources": [by_id[i].source for i in chosen],
-            "pool_sources": pool.sources, "distances": subset_distances(S, chosen_idx),
-            "top_scores": [float(s) for s in ordering.scores[:k]]}
+            "path": str(out / f"{name}.jsonl"), "digest": text_digest(chosen),
+            "sources": dict(Counter(r.source for r in records)), "pool_sources": dict(Counter(pool.sources)),
+            "distances": subset_distances(S, chosen_idx), "top_scores": [float(s) for s in ordering.scores[:k]]}
+
+
+def write_subset(store_uri: str, records_table: str, row_idx: list[int], path: str | Path) -> dict[str, Any]:
+    """A subset given by rows (the experiment's full-data and distance-quantile cells), read by row and written
+    the same way ``select_subset`` writes its subsets."""
+    records = lance.records_at(lance.connect(store_uri), records_table, row_idx)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    write_jsonl(path, [r.to_json() for r in records])
+    return {"path": str(path), "digest": text_digest([r.id for r in records]), "size": len(records),
+            "sources": dict(Counter(r.source for r in records))}

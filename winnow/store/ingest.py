@@ -37,6 +37,31 @@ def ingest(spec: str, store_uri: str, table: str) -> dict[str, Any]:
             "truncation": "prompts cut from the left, responses from the right (see winnow.data.formatting)"}
 
 
+def is_table_spec(spec: str, store_uri: str) -> bool:
+    """``spec`` names a table of the store rather than a file: no such path exists, it has no file suffix or
+    slash (a hub id has one), and the store holds a table of that name — how ``winnow ingest``'s ``pool`` is
+    given to ``curate``, ``compare`` and ``retrain`` alike."""
+    if Path(spec).exists() or "/" in spec or Path(spec).suffix:
+        return False
+    return lance.table_exists(lance.connect(store_uri), spec)
+
+
+def open_table_data(store_uri: str, table: str) -> dict[str, Any]:
+    """A table already in the store, in the shape ``ingest`` returns (its rows were validated when ingested)."""
+    tbl = lance.open_table(lance.connect(store_uri), table)
+    n = tbl.count_rows()
+    return {"path": f"store table {table}", "in": n, "used": n, "quarantined": 0, "quarantine": [], "table": table,
+            "version": tbl.version, "table_rows": n, "added": 0, "ids_not_in_file": 0}
+
+
+def ingest_or_open(spec: str, store_uri: str, role: str) -> dict[str, Any]:
+    """The data step of every flow: a store table by name as it is, anything else ingested into the table
+    named after it (``table_name_for``), so a grown file keeps its table and its old rows' features."""
+    if is_table_spec(spec, store_uri):
+        return open_table_data(store_uri, spec)
+    return ingest(spec, store_uri, table_name_for(role, spec))
+
+
 def data_files(paths: list[str]) -> list[str]:
     """Files to ingest: each file as given, and each directory's data files (not recursive), in name order.
     A directory saved by ``datasets`` counts as one data set, not as a folder of files."""

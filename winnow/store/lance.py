@@ -167,6 +167,20 @@ def read_records(db: Any, name: str, start: int = 0, end: int | None = None, ver
     return _to_records(tbl.search().where(where).limit(None).to_arrow())
 
 
+def records_at(db: Any, name: str, row_idx: list[int] | np.ndarray) -> list[Record]:
+    """The records at the given rows, in the given order: a subset is read by row, never the whole table."""
+    rows = [int(r) for r in row_idx]
+    if not rows:
+        return []
+    t = open_table(db, name).to_lance().to_table(filter=f"row_idx IN ({','.join(map(str, rows))})").sort_by("row_idx")
+    by_row = dict(zip(t.column("row_idx").to_pylist(), _to_records(t)))  # _to_records keeps row order
+    missing = [r for r in rows if r not in by_row]
+    if missing:
+        raise StaleArtifactError(f"table {name!r} has no row {missing[0]} (of {len(missing)} asked); the features "
+                                 "were made from another table")
+    return [by_row[r] for r in rows]
+
+
 # -------------------------------------------------------------------------------------------- features
 def feature_schema(dim: int, codes: Codes = "fp16") -> pa.Schema:
     return pa.schema([("key", pa.string()), ("id", pa.string()), ("row_idx", pa.int64()),

@@ -1,4 +1,5 @@
-"""Small append-only ledgers in the store: which files were ingested, and each retrain's outcome.
+"""Small append-only ledgers in the store: which files were ingested, which warm-up defines each pool's
+feature space, and each retrain's outcome.
 
 They live in the store (not in a local file) so that every process and machine using the same LanceDB URI
 sees the same history — a watched inbox never ingests a file twice, and a retrain finds the adapter it must
@@ -17,6 +18,7 @@ from winnow.store import lance
 SCHEMA = pa.schema([("key", pa.string()), ("table", pa.string()), ("at", pa.float64()), ("payload", pa.string())])
 INGESTED = "ledger_ingested"
 RETRAINS = "ledger_retrains"
+SPACES = "ledger_spaces"  # feature space (winnow.training.runs.feature_space_key) -> the warm-up that defines it
 
 
 def record(db: Any, ledger: str, key: str, table: str, payload: dict[str, Any]) -> None:

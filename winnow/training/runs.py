@@ -27,6 +27,13 @@ def warmup_key(pool_table: str, pool_version: int, model_path: str, model: Model
                         settings={"model": result_settings(model), "warmup": warmup}, code=(__name__,))
 
 
+def feature_space_key(pool_table: str, model_path: str, model: ModelSettings, warmup: WarmupSettings) -> str:
+    """A pool table's feature space: its warm-up without the table version. Features of rows under one space
+    are comparable, so a grown table keeps the space (and its old rows' features) until asked to re-warm."""
+    return artifact_key("space", inputs={"pool": pool_table, "model": model_fingerprint(model_path)},
+                        settings={"model": result_settings(model), "warmup": warmup}, code=(__name__,))
+
+
 def finetune_key(subset_digest: str, model_path: str, model: ModelSettings, train: TrainSettings,
                  lora: LoraSettings) -> str:
     """The one key of every fine-tune (curate, compare, experiment cells, mixture trials and proxies, retrain):

@@ -1,0 +1,213 @@
+"""The one place where a recipe's steps (``winnow.recipe``) become Prefect tasks on the flow's task runner.
+
+Every flow — curate, compare, experiment, mixture, retrain — opens a ``Run`` (settings validated once, the store,
+the work folder, the model), then calls these steps; none wires warm-up, features, selection, fine-tunes or
+evaluations by hand. Plain helpers, not subflows, so the tasks run on the *calling* flow's Dask runner, and each
+step returns handles (table names, paths, counts, digests), never arrays.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, unmapped
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+from prefect.futures import PrefectFuture, as_completed
+from tqdm.auto import tqdm
+
+from flows.env import EnvSettings
+from flows.nice import run_nice
+from flows.runtime import resolve_locations
+from tasks.data import data_task, validate_task
+from tasks.evaluation import evaluate_task
+from tasks.features import feature_shard_task, plan_features_task
+from tasks.model import prepare_model_task
+from tasks.selection import select_task
+from tasks.training import feature_space_task, finetune_task, record_space_task, warmup_task
+from winnow.budget import resolve_budget
+from winnow.errors import ConfigError
+from winnow.hashing import file_digest
+from winnow.recipe import Arm, Recipe
+from winnow.settings import ModelSettings, TrainSettings, WinnowSettings, build_settings
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every step of one flow run shares: validated settings, where things live, the model."""
+
+    cfg: WinnowSettings
+    store_uri: str
+    work_dir: str
+    model_path: str
+    worker_model: ModelSettings  # cfg.model with the workers' thread count
+
+
+def open_run(settings: dict[str, Any], store_uri: str = "", work_dir: str = "", worker_threads: int = 0) -> Run:
+    """The one way settings reach a flow: a (partial) settings mapping, validated here once. Empty locations,
+    a missing ``model.name`` and ``worker_threads=0`` come from the environment (runs started by a deployment)."""
+    env = EnvSettings()
+    store_uri, work_dir = resolve_locations(store_uri, work_dir)
+    tree = {**settings, "model": {"name": env.model, **settings.get("model", {})}}
+    cfg = build_settings(tree)
+    model_path = prepare_model_task(cfg.model.name, str(Path(work_dir) / "models"))
+    worker_model = cfg.model.model_copy(update={"num_threads": worker_threads or env.threads_per_worker})
+    return Run(cfg, store_uri, work_dir, model_path, worker_model)
+
+
+# ---------------------------------------------------------------------------------------------------- data
+def load_data(run: Run, recipe: Recipe) -> dict[str, dict[str, Any]]:
+    """Pool and query into the store (or a store table by name), the test set validated; every arm's budget is
+    checked against the pool here, before any training."""
+    logger = get_run_logger()
+    data = {"pool": data_task(recipe.pool, run.store_uri, "pool")}
+    if recipe.query:
+        data["query"] = data_task(recipe.query, run.store_uri, "query")
+    if recipe.test:
+        data["test"] = validate_task(recipe.test)
+    for arm in recipe.arms:
+        resolve_budget(arm.budget, data["pool"]["table_rows"], name="selection.budget")
+    for role in ("pool", "query"):
+        if data.get(role, {}).get("ids_not_in_file"):
+            logger.warning("%s table %s holds %d ids that %s lacks (tables are append-only); they take part",
+                           role, data[role]["table"], data[role]["ids_not_in_file"], data[role]["path"])
+    logger.info("data (in, used, quarantined): %s", {k: (v["in"], v["used"], v["quarantined"]) for k, v in data.items()})
+    return data
+
+
+# ------------------------------------------------------------------------------------------ warm-up, features
+def status_of(state: Any) -> str:
+    """How a task's artifact came about, for reports: "reused" (a cached result, same artifact key) or
+    "computed" (this run made it)."""
+    return "reused" if state.name == "Cached" else "computed"
+
+
+def warm_up(run: Run, pool: dict[str, Any], rewarm: bool = False) -> dict[str, Any]:
+    """LESS's warm-up, once per feature space: a pool that grew keeps the warm-up it was first featurised under
+    (so only its new rows need features) unless ``rewarm`` starts a new space on this table version."""
+    cfg = run.cfg
+    space = feature_space_task(run.store_uri, pool["table"], pool["version"], run.model_path, cfg.model, cfg.warmup,
+                               run.work_dir, rewarm)
+    state = warmup_task(run.store_uri, pool["table"], space["version"], run.model_path, cfg.model, cfg.warmup,
+                        space["dir"], return_state=True)
+    if not space["kept"]:
+        record_space_task(run.store_uri, space, pool["table"])
+    status = status_of(state)
+    if space["kept"] and space["version"] != pool["version"]:
+        status = (f"kept: the feature space of table version {space['version']} (the pool is at version "
+                  f"{pool['version']}; --rewarm starts a new one)")
+    return {**state.result(), "key": space["key"], "space": space["space"], "version": space["version"],
+            "status": status}
+
+
+def run_feature_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
+    """Submit every plan's row ranges; returns how many shards ran and how many were already done."""
+    logger = get_run_logger()
+    futures = [f for p in plans for f in feature_shard_task.map(unmapped(p["job"]), [r[0] for r in p["ranges"]],
+                                                                  [r[1] for r in p["ranges"]])]
+    progress_id = create_progress_artifact(0.0, key="feature-shards", description="feature shards finished")
+    computed = 0
+    with tqdm(total=len(futures), desc="feature shards", unit="shard") as bar:
+        for done, fut in enumerate(as_completed(futures), start=1):
+            res = fut.result()
+            fresh = res["computed"] > 0 and fut.state.name != "Cached"
+            computed += fresh
+            bar.update(1)
+            update_progress_artifact(progress_id, 100.0 * done / len(futures))
+            logger.info("shard %s[%d:%d] %s (%d/%d)", res["table"], res["start"], res["end"],
+                        "computed" if fresh else "already done", done, len(futures))
+    return {"shards": len(futures), "computed": computed, "skipped": len(futures) - computed}
+
+
+def featurise(run: Run, data: dict[str, Any], representations: list[str], query_spec: str = "",
+              rewarm: bool = False) -> dict[str, Any]:
+    """Feature tables ``{"tables": {representation: {"pool", "query", "weights"}}, "warmup", "nice", shard
+    counts}``: pool rows Adam-preconditioned, query rows plain (LESS), shard by shard on the workers; shards
+    finished before (by any run on the same store) are skipped.
+
+    ``nice`` pairs the LESS pool features with NICE's query directions for ``nice.metric``, sampled from
+    ``query_spec``'s prompts, so it compares with the other representations cell for cell."""
+    cfg, t0 = run.cfg, time.time()
+    if "nice" in representations and not (cfg.nice.metric and query_spec):
+        raise ConfigError("nice.metric: the 'nice' representation needs the target's reward (nice.metric=...)")
+    shard_reps = list(dict.fromkeys(["gradients" if r == "nice" else r for r in representations]))
+    warm = warm_up(run, data["pool"], rewarm) if "gradients" in shard_reps else None
+    tables: dict[str, dict[str, Any]] = {}
+    plans = []
+    for rep in shard_reps:
+        tables[rep] = {"weights": warm["weights"] if rep == "gradients" else None}
+        for role, kind in (("pool", "adam"), ("query", "sgd")):
+            plan = plan_features_task(run.store_uri, data[role]["table"], data[role]["table_rows"], run.model_path,
+                                      run.worker_model, cfg.features, rep, warm["dir"] if warm else None, kind)
+            tables[rep][role] = plan["job"].feature_table
+            plans.append(plan)
+    shards = run_feature_shards(plans)
+    nice = None
+    if "nice" in representations:
+        nice = run_nice(cfg, query_spec, run.model_path, warm["dir"], run.worker_model, run.store_uri)
+        tables["nice"] = {**tables["gradients"], "query": nice["table"]}
+    return {"tables": tables, "warmup": warm, "nice": nice, **shards, "projector": cfg.features.projector,
+            "dim": cfg.features.proj_dim, "seconds": round(time.time() - t0, 1)}
+
+
+# ------------------------------------------------------------------------------------- select, train, evaluate
+def select(run: Run, arm: Arm, pool_table: str, tables: dict[str, dict[str, Any]], out_dir: Path | str) -> dict[str, Any]:
+    """One arm's ordering and subset file (``random`` draws over the rows of the first representation's table)."""
+    rep = tables[arm.representation] if arm.representation in tables else next(iter(tables.values()))
+    return select_task(run.store_uri, rep["query"], rep["pool"], pool_table, selector=arm.selector, budget=arm.budget,
+                       seed=arm.seed, out_dir=str(out_dir), name=arm.name, weights=rep["weights"])
+
+
+def finetune(run: Run, subset: dict[str, Any], train: TrainSettings | None = None) -> PrefectFuture:
+    """A LoRA adapter on a subset, submitted to the workers; keyed by the subset's content (``finetune_key``)."""
+    return finetune_task.submit(subset["path"], subset["digest"], run.model_path, run.worker_model,
+                                train or run.cfg.finetune, run.cfg.finetune_lora, run.work_dir)
+
+
+def evaluate(run: Run, adapter: PrefectFuture | str | None, test: str) -> PrefectFuture:
+    """Base (``adapter=None``) or base + adapter on a test set, keyed by the test set's content."""
+    return evaluate_task.submit(run.model_path, adapter, test, file_digest(test), run.worker_model, run.cfg.eval)
+
+
+def train_and_evaluate(run: Run, recipe: Recipe, subsets: dict[str, dict[str, Any]],
+                       others: dict[str, str] | None = None) -> tuple[dict[str, PrefectFuture], dict[str, PrefectFuture]]:
+    """Fine-tune every arm's subset and evaluate base (if the recipe asks), ``others`` (adapters to compare
+    with, e.g. the previous retrain's) and every arm, all in parallel on the workers."""
+    seeds = {a.name: a.train_seed for a in recipe.arms}
+    adapters = {name: finetune(run, sub, None if seeds.get(name) is None
+                               else run.cfg.finetune.model_copy(update={"seed": seeds[name]}))
+                for name, sub in subsets.items()}
+    candidates: dict[str, Any] = {**({"base": None} if recipe.evaluate_base else {}), **(others or {}), **adapters}
+    return adapters, {name: evaluate(run, ad, recipe.test) for name, ad in candidates.items()}
+
+
+def run_recipe(run: Run, recipe: Recipe, out_dir: Path, rewarm: bool = False,
+               others: dict[str, str] | None = None) -> dict[str, Any]:
+    """The whole chain for a recipe: data → features → one subset per arm → fine-tunes → evaluations.
+    Returns the handles a report needs, and the artifact table (key and whether each was computed or reused)."""
+    data = load_data(run, recipe)
+    feats = featurise(run, data, recipe.representations(), recipe.query, rewarm)
+    subsets = {arm.name: select(run, arm, data["pool"]["table"], feats["tables"], out_dir) for arm in recipe.arms}
+    adapters, evals = train_and_evaluate(run, recipe, subsets, others)
+    metrics = {name: fut.result() for name, fut in evals.items()}
+    test_digest = file_digest(recipe.test)
+    warm = feats["warmup"]
+    artifacts = [*([{"artifact": "warm-up", "key": warm["key"], "status": warm["status"]}] if warm else []),
+                 {"artifact": "features", "key": ", ".join(sorted({t for r in feats["tables"].values()
+                                                                    for t in (r["pool"], r["query"])})),
+                  "status": f"{feats['computed']} of {feats['shards']} shards computed"},
+                 *({"artifact": f"fine-tune {name}", "key": Path(fut.result()).parents[1].name,
+                    "status": status_of(fut.state)} for name, fut in adapters.items()),
+                 *({"artifact": f"evaluation {name}", "key": f"test {test_digest}", "status": status_of(fut.state)}
+                   for name, fut in evals.items())]
+    return {"data": data, "features": feats, "subsets": subsets, "adapters": {k: f.result() for k, f in adapters.items()},
+            "metrics": metrics, "artifacts": artifacts}
+
+
+def feature_summary(feats: dict[str, Any]) -> dict[str, Any]:
+    """One row for a report: the gradient tables, the projection and how many shards this run computed."""
+    grads = feats["tables"].get("gradients") or next(iter(feats["tables"].values()))
+    return {"pool_table": grads["pool"], "query_table": grads["query"], "projector": feats["projector"],
+            "dim": feats["dim"], "shards": feats["shards"], "computed": feats["computed"], "skipped": feats["skipped"],
+            "seconds": feats["seconds"]}

@@ -1,0 +1,97 @@
+"""A curation run described once: the data, the steps it goes through, and the subsets ("arms") it trains.
+
+Why a recipe: five flows (curate, compare, experiment, mixture, retrain) run the same chain — ingest → warm-up
+→ features → select → fine-tune → evaluate → report — and when each wired it by hand they drifted (two
+fine-tune keys, settings read two ways, a subset written two ways). Here the chain is data (torchtune's
+recipes, datatrove's pipeline): a flow *builds* a ``Recipe`` and hands it to the one runner in
+``flows/recipe.py``, which turns each step into its Prefect task on the Dask runner. The library defines what a
+step computes and which code computes it (``STEPS``: the modules whose source is in the step's artifact key);
+the runner decides only where it runs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from winnow.budget import Budget
+from winnow.settings import WinnowSettings
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of the chain: what it makes, and the library modules whose code version keys that artifact."""
+
+    name: str
+    makes: str
+    code: tuple[str, ...]
+
+
+# The one place each step is defined. The runner (flows/recipe.py) maps each to its task; artifact keys take
+# the code version of ``code`` (winnow.keys.code_version follows their imports), so a fix in a step's code
+# recomputes that step and everything after it, and nothing before it.
+STEPS: dict[str, Step] = {s.name: s for s in (
+    Step("ingest", "a pool / query table in the store (rows merged by id)", ("winnow.store.ingest",)),
+    Step("warmup", "LESS warm-up checkpoints on a slice of the pool", ("winnow.training.runs",)),
+    Step("features", "a feature table per representation and role, shard by shard", ("winnow.features.shards",)),
+    Step("nice", "NICE query directions (policy gradient of the target metric)", ("winnow.nice.pipeline",)),
+    Step("select", "an ordering of the pool and the budget's prefix as a subset file", ("winnow.selection.subset",)),
+    Step("finetune", "a LoRA adapter trained on a subset", ("winnow.training.runs",)),
+    Step("evaluate", "metrics and per-example predictions on the test set", ("winnow.evaluation.evaluate",)),
+)}
+
+
+class Arm(BaseModel):
+    """One subset to select and train: a representation × selector × budget × seed (budget as in
+    ``winnow.budget``: int = count, float = share). ``train_seed`` seeds its fine-tune (default: the settings')."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    representation: str = "gradients"
+    selector: str = "round_robin"
+    budget: Budget = 0.05
+    seed: int = 0
+    train_seed: int | None = None
+
+
+class Recipe(BaseModel):
+    """Data + settings + arms. ``query`` may be empty (mixture, which sees its target only through ``test``);
+    ``evaluate_base`` adds the untrained model to the evaluation."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pool: str
+    query: str = ""
+    test: str = ""
+    settings: WinnowSettings = Field(default_factory=WinnowSettings)
+    arms: tuple[Arm, ...] = ()
+    evaluate_base: bool = True
+
+    def representations(self) -> list[str]:
+        """Representations the arms need, in first-use order (``random`` needs none of its own: it is drawn
+        over the rows of the first representation's pool table, so it costs nothing extra)."""
+        return list(dict.fromkeys(a.representation for a in self.arms)) or ["gradients"]
+
+
+def curation(pool: str, query: str, test: str, settings: WinnowSettings) -> Recipe:
+    """What ``winnow curate`` runs: the configured selector, random at the same budget and seed (the baseline
+    every claim is measured against) and, when ``nice.metric`` is set, NICE with the same selector."""
+    sel = settings.selection
+    arms = [Arm(name="selected", selector=sel.selector, budget=sel.budget, seed=sel.seed),
+            Arm(name="random", selector="random", budget=sel.budget, seed=sel.seed)]
+    if settings.nice.metric:
+        arms.append(Arm(name="nice", representation="nice", selector=sel.selector, budget=sel.budget, seed=sel.seed))
+    return Recipe(pool=pool, query=query, test=test, settings=settings, arms=tuple(arms))
+
+
+def retraining(pool: str, query: str, test: str, settings: WinnowSettings) -> Recipe:
+    """What a retrain runs: one arm, the configured selector (the previous adapter is its baseline)."""
+    sel = settings.selection
+    return Recipe(pool=pool, query=query, test=test, settings=settings,
+                  arms=(Arm(name="new", selector=sel.selector, budget=sel.budget, seed=sel.seed),))
+
+
+def step_code(*names: str) -> tuple[str, ...]:
+    """The library modules behind the named steps, for a key over several of them (an experiment cell)."""
+    return tuple(dict.fromkeys(m for n in names for m in STEPS[n].code))
