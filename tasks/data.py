@@ -25,3 +25,12 @@ def validate_task(spec: str) -> dict[str, Any]:
 
     result = load_records(spec)
     return {**result.summary(), "quarantine": [asdict(q) for q in result.quarantined]}
+
+
+@task(name="query-labels")
+def query_labels_task(spec: str) -> dict[str, int]:
+    """How many queries have no response (prompts only): they decide which arms a curation can run."""
+    from winnow.data.loaders import load_records
+
+    records = load_records(spec, labelled=False).records
+    return {"n": len(records), "unlabelled": sum(not r.labelled for r in records)}

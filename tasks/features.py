@@ -39,3 +39,11 @@ def plan_features_task(store_uri: str, records_table: str, n_rows: int, model_pa
 def feature_shard_task(job: FeatureJob, start: int, end: int) -> dict[str, Any]:
     """Cached on inputs + source, and skipped by the store's own markers too: a finished shard never reruns."""
     return {"table": job.feature_table, "start": start, "end": end, **featurize_range(job, start, end, progress=False)}
+
+
+@task(name="compact-features", retries=1, retry_condition_fn=unexpected_only)
+def compact_task(store_uri: str, tables: list[str]) -> dict[str, int]:
+    """After a featurisation: merge the fragments each shard commit left (and the markers'), so later scans
+    read a few large fragments. Returns the fragments left per table."""
+    db = lance.connect(store_uri)
+    return {name: lance.compact(db, name) for name in [*tables, lance.MARKERS]}

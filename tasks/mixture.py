@@ -12,7 +12,8 @@ from tasks import CACHED, unexpected_only
 from winnow.data.loaders import load_records, write_jsonl
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.affinity import js_affinity, llr_affinity, loglik_row, next_token_distributions
-from winnow.mixture.build import build_mixture, influence_scores, split_domains
+from winnow.mixture.build import build_mixture, split_domains
+from winnow.mixture.influence import influence_by_id
 from winnow.mixture.taskpgm import ClusteredTaskPGM, TaskPGM
 from winnow.models.loading import load_model, load_tokenizer, set_threads
 from winnow.models.lora import load_adapter
@@ -79,20 +80,12 @@ def taskpgm_task(kind: str, rows: list[list[float]] | None, dist_paths: list[str
 @task(name="influence-scores")
 def influence_task(store_uri: str, pool_features: str, heldout_features: str, weights: list[float], key: str,
                    out_path: str) -> str:
-    """Score every pool example by the cosine of its gradient with its domain's mean held-out gradient;
-    writes {id: score} (JSON) and returns the path."""
+    """Score every pool example by the cosine of its gradient with its domain's mean held-out gradient
+    (streamed: winnow.mixture.influence); writes {id: score} (JSON) and returns the path."""
     import json
 
-    db = lance.connect(store_uri)
-    pool, held = lance.read_features(db, pool_features), lance.read_features(db, heldout_features)
-    pool_dom = pool.sources if key == "source" else pool.tasks
-    held_dom = held.sources if key == "source" else held.tasks
-    scores = influence_scores(pool.vectors, pool_dom, held.vectors, held_dom, weights)
-    by_id: dict[str, float] = {}
-    for name, vals in scores.items():
-        ids = [i for i, d in zip(pool.ids, pool_dom) if d == name]
-        by_id.update(zip(ids, map(float, vals)))
-    Path(out_path).write_text(json.dumps(by_id))
+    scores = influence_by_id(lance.connect(store_uri), pool_features, heldout_features, weights, key)  # type: ignore[arg-type]
+    Path(out_path).write_text(json.dumps(scores))
     return out_path
 
 

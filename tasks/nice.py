@@ -10,9 +10,8 @@ from typing import Any
 from prefect import task
 
 from tasks import cached_by_content, unexpected_only
-from winnow.data.loaders import load_records
 from winnow.keys import code_version, digest
-from winnow.nice.pipeline import nice_features, reward_for, sample, score
+from winnow.nice.pipeline import load_queries, nice_features, reward_for, sample, score
 from winnow.settings import FeatureSettings, ModelSettings, NiceSettings
 from winnow.store import lance
 from winnow.training.checkpoints import Checkpoint
@@ -24,7 +23,7 @@ JUDGE_KEY_ENV = "WINNOW_JUDGE_API_KEY"
       task_run_name="nice-sample[{start}:{end}]")
 def nice_sample_task(model_path: str, checkpoint: Checkpoint, adapter_digest: str, query_spec: str, query_digest: str,
                      nice: NiceSettings, model: ModelSettings, start: int, end: int) -> list[list[dict[str, Any]]]:
-    records = load_records(query_spec).records[start:end]
+    records = load_queries(query_spec, nice.metric)[start:end]
     return sample(model_path, checkpoint, records, nice, model, progress=False)
 
 
@@ -35,8 +34,15 @@ def nice_reward_task(query_spec: str, query_digest: str, samples: list[list[dict
     """Rewards of one chunk, and the reward's counters (the judge's calls, timeouts, refusals). The judge's key
     comes from the worker's environment, so it never travels as a parameter or lands in a result or report."""
     reward = reward_for(nice, judge_calls=judge_calls, judge_api_key=os.environ.get(JUDGE_KEY_ENV, ""))
-    return {"rewards": score(load_records(query_spec).records[start:end], samples, reward),
+    return {"rewards": score(load_queries(query_spec, nice.metric)[start:end], samples, reward),
             "counters": dict(reward.counters)}
+
+
+@task(name="nice-queries")
+def nice_queries_task(query_spec: str, metric: str) -> dict[str, int]:
+    """How many queries the NICE steps will read, and how many of them carry a gold response."""
+    records = load_queries(query_spec, metric)
+    return {"n": len(records), "labelled": sum(r.labelled for r in records)}
 
 
 @task(name="nice-features", retries=1, retry_condition_fn=unexpected_only)
@@ -50,5 +56,5 @@ def nice_features_task(store_uri: str, model_path: str, checkpoints: list[Checkp
             "max_length": model.max_length, "code": code_version("winnow.nice.pipeline")}
     table = f"nice__{digest(prov)}"
     lance.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov, codes=features.codes)
-    return nice_features(store_uri, table, model_path, checkpoints, load_records(query_spec).records, samples,
+    return nice_features(store_uri, table, model_path, checkpoints, load_queries(query_spec, nice.metric), samples,
                          rewards, features=features, model=model, nice=nice)

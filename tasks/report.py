@@ -38,7 +38,7 @@ def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str,
                 versions: dict[str, str], nice: dict[str, Any] | None = None,
                 artifacts: list[dict[str, str]] | None = None) -> str:
     out = Path(out_dir)
-    sel, rnd = subsets["selected"], subsets["random"]
+    sel, rnd = subsets.get("selected") or subsets["nice"], subsets["random"]
     sources = source_table(sel["sources"], rnd["sources"], sel["pool_sources"])
     selection = {"budget": sel["budget"], "selector": sel["selector"],
                  "distances": {name: sub["distances"] for name, sub in subsets.items()}}

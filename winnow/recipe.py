@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel, ConfigDict, Field
 
 from winnow.budget import Budget
+from winnow.errors import ConfigError
+from winnow.nice.rewards import needs_label
 from winnow.settings import WinnowSettings
 
 
@@ -68,20 +70,38 @@ class Recipe(BaseModel):
     arms: tuple[Arm, ...] = ()
     evaluate_base: bool = True
 
+    def needs_query_table(self) -> bool:
+        """Whether an arm reads the query set's own features (every representation but NICE's, which samples
+        from the query prompts instead, so a prompts-only query set serves it)."""
+        return any(a.representation != "nice" for a in self.arms)
+
     def representations(self) -> list[str]:
         """Representations the arms need, in first-use order (``random`` needs none of its own: it is drawn
         over the rows of the first representation's pool table, so it costs nothing extra)."""
         return list(dict.fromkeys(a.representation for a in self.arms)) or ["gradients"]
 
 
-def curation(pool: str, query: str, test: str, settings: WinnowSettings) -> Recipe:
+def curation(pool: str, query: str, test: str, settings: WinnowSettings, unlabelled: int = 0) -> Recipe:
     """What ``winnow curate`` runs: the configured selector, random at the same budget and seed (the baseline
-    every claim is measured against) and, when ``nice.metric`` is set, NICE with the same selector."""
+    every claim is measured against) and, when ``nice.metric`` is set, NICE with the same selector.
+
+    ``unlabelled`` queries (prompts without a response) leave no loss gradient to select by: such a query set
+    serves only a label-free metric, and the run is NICE against random (distances in NICE's space)."""
     sel = settings.selection
+    nice = Arm(name="nice", representation="nice", selector=sel.selector, budget=sel.budget, seed=sel.seed)
+    if unlabelled:
+        metric = settings.nice.metric
+        if not metric or needs_label(metric):
+            raise ConfigError(f"{query}: {unlabelled} queries have no response; loss-gradient selection"
+                              + (f" and the {metric} metric need" if metric else " needs") + " one. Add responses, "
+                              "or select for a label-free metric (--target-metric code, reward-model, judge, or a "
+                              "module:fn taking (prompt, response))")
+        arms = [nice, Arm(name="random", representation="nice", selector="random", budget=sel.budget, seed=sel.seed)]
+        return Recipe(pool=pool, query=query, test=test, settings=settings, arms=tuple(arms))
     arms = [Arm(name="selected", selector=sel.selector, budget=sel.budget, seed=sel.seed),
             Arm(name="random", selector="random", budget=sel.budget, seed=sel.seed)]
     if settings.nice.metric:
-        arms.append(Arm(name="nice", representation="nice", selector=sel.selector, budget=sel.budget, seed=sel.seed))
+        arms.append(nice)
     return Recipe(pool=pool, query=query, test=test, settings=settings, arms=tuple(arms))
 
 

@@ -40,9 +40,11 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
     parts = [
         f"# Winnow curation report: {name}",
         "## Result\n" + markdown_table(results_table(metrics)),
-        f"Selected = top {selection['budget']} of the pool by **{selection['selector']}** over LESS gradient "
-        f"features (query side: loss gradients); " + ("nice = the same selector with NICE's policy-gradient query "
-        "side; " if "nice" in selection else "") + "random = a seeded random subset of the same size; base = no "
+        (f"Selected = top {selection['budget']} of the pool by **{selection['selector']}** over LESS gradient "
+         f"features (query side: loss gradients); " if "selected" in selection["distances"] else
+         "The query set has prompts only, so there is no loss-gradient arm; ") +
+        (f"nice = top {selection['budget']} by **{selection['selector']}** with NICE's policy-gradient query side; "
+         if "nice" in selection else "") + "random = a seeded random subset of the same size; base = no "
         "fine-tuning.",
         "## Data\n" + counts + ("\n\n**Quarantined records**\n" + q_lines + more if quarantine else ""),
         "## Warm-up\n" + f"{warmup['n_examples']} examples, {len(warmup['checkpoints'])} checkpoints; "

@@ -166,6 +166,27 @@ def test_curate_target_metric_adds_nice(tiny) -> None:
     assert "## NICE rewards per query" in (out / "report.md").read_text()
 
 
+def test_curate_prompts_only_queries_with_a_label_free_metric(tiny) -> None:
+    """A query set of prompts only: NICE against random (no loss-gradient arm); without a label-free metric,
+    one line that says what is missing and what would work."""
+    prompts = tiny["root"] / "prompts.jsonl"
+    queries = [json.loads(line) for line in (GOOD / "query.jsonl").read_text().splitlines()]
+    prompts.write_text("".join(json.dumps({"prompt": q["messages"][0]["content"], "source": "q", "task": "q"}) + "\n"
+                               for q in queries))
+    out = tiny["root"] / "prompts-only"
+    args = ["curate", "--pool", str(GOOD / "pool.jsonl"), "--query", str(prompts), "--test", str(GOOD / "test.jsonl"),
+            "--config", str(tiny["config"]), "--model", str(tiny["model"]), "--budget", "6"]
+    proc = winnow(*args, "--out", str(out), "--target-metric", "tests.fixtures.rewards:length", "--set",
+                  "nice.samples=3", "--set", "nice.max_new_tokens=4", home=tiny["home"])
+    rows = table_rows(proc.stdout)
+    assert {"base", "random", "nice"} <= set(rows) and "selected" not in rows, proc.stdout
+    assert "The query set has prompts only" in (out / "report.md").read_text()
+    bad = winnow(*args, "--out", str(tiny["root"] / "prompts-em"), "--target-metric", "exact_match",
+                 home=tiny["home"], expect=2)
+    assert "queries have no response" in bad.stderr and "label-free metric" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_select_on_an_existing_store(tiny) -> None:
     """After curate, `select` re-cuts the stored features with another selector and budget, loading no model."""
     _curate(tiny, tiny["root"] / "for-select", "--budget", "6")  # cached when the golden test ran first
@@ -296,6 +317,16 @@ def test_demo_data_from_the_evals_wheel(tmp_path) -> None:
     assert len((out / "pool.jsonl").read_text().splitlines()) == 56
     bad = winnow("demo-data", "--wheel", str(tmp_path / "missing.whl"), "--out", str(out), home=tmp_path / "h", expect=2)
     assert "missing.whl" in bad.stderr and "Traceback" not in bad.stderr
+    # Another target, taken from the default pool: it is held out of it (27 pool evals remain).
+    other = tmp_path / "heavier"
+    proc = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(other), "--per-source", "2", "--target",
+                  "which_is_heavier/which_is_heavier.jsonl", home=tmp_path / "h")
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"target": "which_is_heavier", "pool": 54, "query": 16,
+                                                                 "test": 60}
+    assert "which_is_heavier" not in (other / "pool.jsonl").read_text()
+    bad = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(other), "--target", "nope/x.jsonl",
+                 home=tmp_path / "h", expect=2)
+    assert "--target: no eval file 'nope/x.jsonl'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_prepare_model_converts_the_default_once(tmp_path) -> None:

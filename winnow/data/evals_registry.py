@@ -76,9 +76,11 @@ def read_eval(zf: zipfile.ZipFile, member: str) -> tuple[list[dict[str, Any]], i
 def build_demo_data(wheel: str | Path, out_dir: str | Path, *, target: str = DEFAULT_TARGET,
                     pool: tuple[str, ...] = DEFAULT_POOL, per_source: int = 10, n_query: int = 16,
                     n_test: int = 60, seed: int = 0) -> dict[str, Any]:
-    """Write ``pool.jsonl``, ``query.jsonl`` and ``test.jsonl`` under ``out_dir``; returns a summary."""
-    if target in pool:
-        raise ConfigError(f"target {target} must be held out of the pool")
+    """Write ``pool.jsonl``, ``query.jsonl`` and ``test.jsonl`` under ``out_dir``; returns a summary.
+
+    ``target`` is any eval file of the registry (``which_is_heavier/which_is_heavier.jsonl``); it is always held
+    out of the pool, so a target taken from the default pool leaves 27 pool evals."""
+    pool = tuple(p for p in pool if p != target)
     out_dir = Path(out_dir)
     rng = random.Random(seed)
     summary: dict[str, Any] = {"wheel": str(wheel), "target": eval_name(target), "sources": {}, "skipped": {}}
@@ -94,7 +96,10 @@ def build_demo_data(wheel: str | Path, out_dir: str | Path, *, target: str = DEF
             pool_rows += picked
             summary["sources"][eval_name(member)] = len(picked)
             summary["skipped"][eval_name(member)] = skipped
-        target_rows, _ = read_eval(zf, target)
+        try:
+            target_rows, _ = read_eval(zf, target)
+        except KeyError:
+            raise ConfigError(f"--target: no eval file {target!r} in {wheel} (e.g. {DEFAULT_TARGET})") from None
     if len(target_rows) < n_query + n_test:
         raise DataFormatError(str(wheel), f"target {target} has {len(target_rows)} usable samples, need {n_query + n_test}")
     held = rng.sample(target_rows, n_query + n_test)

@@ -90,8 +90,8 @@ def _hf_objects(spec: str, result: LoadResult) -> Iterator[tuple[int, Any]]:
 
 
 def load_records(spec: str | os.PathLike[str], *, default_source: str = "", default_task: str = "",
-                 max_line_bytes: int = MAX_LINE_BYTES) -> LoadResult:
-    """Load and validate one data set.
+                 max_line_bytes: int = MAX_LINE_BYTES, labelled: bool = True) -> LoadResult:
+    """Load and validate one data set (``labelled=False``: prompts without responses are accepted too).
 
     ``spec`` is a ``.jsonl``/``.json`` file, a ``.parquet`` file, a directory saved by ``datasets``
     (optionally ``DIR:split``), or a hub dataset name (``name`` or ``name:split``) for users with internet.
@@ -111,7 +111,7 @@ def load_records(spec: str | os.PathLike[str], *, default_source: str = "", defa
         objects = _hf_objects(spec, result)
     for line, obj in objects:
         try:
-            rec = parse_record(obj, default_source=default_source, default_task=default_task)
+            rec = parse_record(obj, default_source=default_source, default_task=default_task, labelled=labelled)
         except RecordError as e:
             result.quarantined.append(Quarantined(spec, line, e.field, e.reason))
             continue

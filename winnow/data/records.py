@@ -26,6 +26,11 @@ class Record:
     def response(self) -> str:
         return self.messages[-1][1]
 
+    @property
+    def labelled(self) -> bool:
+        """Whether the record has a gold response (a prompts-only query of a label-free metric has none)."""
+        return bool(self.response.strip())
+
     def as_chat(self) -> list[dict[str, str]]:
         return [{"role": r, "content": c} for r, c in self.messages]
 
@@ -87,8 +92,12 @@ def _text(obj: dict[str, Any], key: str, *, required: bool = True) -> str | None
     return value
 
 
-def parse_record(obj: Any, *, default_source: str = "", default_task: str = "") -> Record:
-    """Turn one decoded JSON object into a ``Record`` or raise ``RecordError`` naming the field."""
+def parse_record(obj: Any, *, default_source: str = "", default_task: str = "", labelled: bool = True) -> Record:
+    """Turn one decoded JSON object into a ``Record`` or raise ``RecordError`` naming the field.
+
+    ``labelled=False`` accepts a prompt without a response (no ``response`` field, or a chat that ends on the
+    user's turn): the queries of a label-free target metric. Such a record ends in an empty assistant turn,
+    so ``labelled`` is False and nothing can train on or score against a label it does not have."""
     if not isinstance(obj, dict):
         raise RecordError("<record>", f"must be a JSON object, got {type(obj).__name__}")
     if "messages" in obj and obj["messages"] is not None:
@@ -106,17 +115,20 @@ def parse_record(obj: Any, *, default_source: str = "", default_task: str = "") 
                 raise RecordError(f"messages[{i}].content", f"must be a string, got {type(content).__name__}")
             turns.append((role, content))
         if turns[-1][0] != "assistant":
-            raise RecordError("messages", "last turn must be the assistant's response")
-        if not turns[-1][1].strip():
+            if labelled:
+                raise RecordError("messages", "last turn must be the assistant's response")
+            turns.append(("assistant", ""))
+        if labelled and not turns[-1][1].strip():
             raise RecordError(f"messages[{len(turns) - 1}].content", "empty response")
         if not any(c.strip() for _, c in turns[:-1]):  # a system-only instruction is a valid prompt
             raise RecordError("messages", "empty prompt (no non-empty turn before the response)")
     else:
-        prompt, response = _text(obj, "prompt"), _text(obj, "response")
-        assert prompt is not None and response is not None
+        prompt, response = _text(obj, "prompt"), _text(obj, "response", required=labelled)
+        assert prompt is not None
+        response = response or ""
         if not prompt.strip():
             raise RecordError("prompt", "empty prompt")
-        if not response.strip():
+        if labelled and not response.strip():
             raise RecordError("response", "empty response")
         turns = [("user", prompt), ("assistant", response)]
     messages = tuple(turns)

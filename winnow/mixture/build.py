@@ -42,16 +42,3 @@ def build_mixture(domains: dict[str, list[Record]], proportions: Sequence[float]
             order = random.Random(f"{seed}:{name}").sample(range(len(recs)), len(recs))
         out += [recs[i] for i in order[:k]]
     return out
-
-
-def influence_scores(pool: np.ndarray, pool_domains: Sequence[str], heldout: np.ndarray, heldout_domains: Sequence[str],
-                     weights: Sequence[float]) -> dict[str, np.ndarray]:
-    """{domain: scores of its pool rows, in row order}: Σ_c w_c · cos(pool_c, mean held-out gradient of the domain)."""
-    out = {}
-    pd, hd = np.asarray(pool_domains), np.asarray(heldout_domains)
-    for name in sorted(set(pool_domains)):
-        target = heldout[:, hd == name].mean(axis=1)  # (C, d)
-        target /= np.linalg.norm(target, axis=1, keepdims=True).clip(min=1e-30)
-        rows = pool[:, pd == name]  # (C, n, d), unit rows
-        out[name] = sum(w * rows[c] @ target[c] for c, w in enumerate(weights))
-    return out

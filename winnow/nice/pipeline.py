@@ -8,13 +8,15 @@ from typing import Any
 import numpy as np
 
 from winnow.data.formatting import encode
+from winnow.data.loaders import load_records
 from winnow.data.records import Record
+from winnow.errors import ConfigError
 from winnow.features.per_example import lora_modules
 from winnow.features.projection import Projector
 from winnow.models.loading import load_model, load_tokenizer, set_threads
 from winnow.models.lora import load_adapter
 from winnow.nice.policy_gradient import policy_gradient_directions
-from winnow.nice.rewards import JudgeSettings, Reward, make_reward
+from winnow.nice.rewards import JudgeSettings, Reward, make_reward, needs_label
 from winnow.nice.sampling import sample_responses
 from winnow.nice.sandbox import SandboxLimits
 from winnow.settings import FeatureSettings, ModelSettings, NiceSettings
@@ -43,9 +45,19 @@ def sample(model_path: str, checkpoint: Checkpoint, records: list[Record], nice:
     return sample_responses(net, tok, records, nice, max_length=model.max_length, progress=progress)
 
 
+def load_queries(spec: str, metric: str) -> list[Record]:
+    """NICE's query set, the one loader of every NICE step: prompts only are enough when the metric needs no
+    label (``needs_label``); a labelled metric keeps the data contract (a query without a response is
+    quarantined like any bad record)."""
+    return load_records(spec, labelled=needs_label(metric)).records
+
+
 def score(records: list[Record], samples: list[list[dict[str, Any]]], reward: Reward) -> list[list[float]]:
-    if reward.needs_label and any(not r.response.strip() for r in records):
-        raise ValueError(f"the {reward.name} reward needs a gold response on every query")
+    if reward.needs_label and not all(r.labelled for r in records):
+        missing = sum(not r.labelled for r in records)
+        raise ConfigError(f"nice.metric: {reward.name} compares with the gold response, and {missing} of "
+                          f"{len(records)} queries have none; give responses, or a label-free metric (code, "
+                          "reward-model, judge, or a module:fn taking (prompt, response))")
     return [[reward(rec, y["text"]) for y in ys] for rec, ys in zip(records, samples)]
 
 

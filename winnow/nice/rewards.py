@@ -165,6 +165,19 @@ def _judge(cfg: JudgeSettings, counters: dict[str, int]) -> RewardFn:
     return fn
 
 
+LABELLED_METRICS = ("exact_match", "numeric_match")  # compare with the gold response
+
+
+def needs_label(metric: str) -> bool:
+    """Whether ``metric`` scores against a gold response. The others (code runs the query's tests, a reward model
+    or judge reads only prompt and response, a two-parameter ``module:fn``) take prompts-only query sets."""
+    if metric in LABELLED_METRICS:
+        return True
+    if ":" in metric:
+        return _user_function(metric)[1]
+    return False
+
+
 def make_reward(metric: str, *, limits: SandboxLimits = SandboxLimits(), reward_model: str = "",
                 judge: JudgeSettings | None = None, device: str = "cpu") -> Reward:
     """Build the reward a ``--target-metric`` names."""

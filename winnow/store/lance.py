@@ -15,6 +15,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,6 +99,22 @@ def _open_or_create(db: Any, name: str, schema: pa.Schema, provenance: dict[str,
         raise
 
 
+# Compaction keeps every version: a warm-up samples its pool at a recorded version, and a kept feature space
+# may be months old (Lance's default would delete versions older than 7 days).
+KEEP_VERSIONS = timedelta(days=36500)
+
+
+def compact(db: Any, name: str) -> int:
+    """Merge a table's small fragments (each append or shard commit adds one; scans slow down with their
+    number) with Lance's own ``optimize``; returns the fragments left. Under the table's writer lock."""
+    with writer_lock(db.uri, name):
+        tbl = open_table(db, name)
+        tbl.checkout_latest()
+        if len(tbl.to_lance().get_fragments()) > 1:
+            _retry(lambda: tbl.optimize(cleanup_older_than=KEEP_VERSIONS))
+        return len(open_table(db, name).to_lance().get_fragments())
+
+
 def provenance_of(db: Any, name: str) -> dict[str, Any]:
     return json.loads((open_table(db, name).schema.metadata or {}).get(b"winnow", b"{}"))
 
@@ -132,13 +149,26 @@ def writer_lock(uri: str, name: str) -> Iterator[None]:
         yield
 
 
+def _known_ids(tbl: Any, ids: list[str], batch_rows: int = 65536) -> set[str]:
+    """Which of ``ids`` the table holds, scanning its id column in batches: memory is the incoming ids plus
+    one batch, not every id of a pool that may hold millions."""
+    if not ids or not tbl.count_rows():
+        return set()
+    wanted = pa.array(ids, pa.string())
+    have: set[str] = set()
+    for batch in tbl.to_lance().to_batches(columns=["id"], batch_size=batch_rows):
+        col = batch.column("id")
+        have.update(pa.compute.filter(col, pa.compute.is_in(col, value_set=wanted)).to_pylist())
+    return have
+
+
 def write_records(db: Any, name: str, records: list[Record], provenance: dict[str, Any] | None = None) -> TableRef:
     """Add records whose id the table lacks; ``row_idx`` numbers them in arrival order, so shards of old
     rows keep their ranges when the pool grows and only new ranges need features."""
     with writer_lock(db.uri, name):
         tbl = _open_or_create(db, name, POOL_SCHEMA, provenance)
         tbl.checkout_latest()
-        have = set(tbl.to_arrow().column("id").to_pylist()) if tbl.count_rows() else set()
+        have = _known_ids(tbl, [r.id for r in records])
         new = [r for r in records if r.id not in have]
         if new:
             start = tbl.count_rows()
@@ -147,7 +177,10 @@ def write_records(db: Any, name: str, records: list[Record], provenance: dict[st
                              "messages": [json.dumps(r.as_chat(), ensure_ascii=False) for r in new]},
                             schema=POOL_SCHEMA)
             _retry(lambda: tbl.merge_insert("id").when_not_matched_insert_all().execute(data))
-        return TableRef(name, tbl.version, tbl.count_rows(), len(new))
+    if new:
+        compact(db, name)
+    tbl = open_table(db, name)
+    return TableRef(name, tbl.version, tbl.count_rows(), len(new))
 
 
 def _to_records(t: pa.Table) -> list[Record]:

@@ -92,3 +92,17 @@ def test_parquet_and_datasets_dir_load_like_jsonl(data_dir: Path, tmp_path: Path
     pq.write_table(pa.Table.from_pylist([{"prompt": "p", "response": None, "source": "s", "task": "t"}] + flat), bad)
     res = load_records(bad)
     assert (res.quarantined[0].line, res.quarantined[0].field) == (1, "response")
+
+
+def test_prompts_only_load_where_allowed_and_are_quarantined_elsewhere(tmp_path: Path) -> None:
+    """A label-free target's queries may lack responses (``labelled=False``); every other reader keeps the
+    contract, so nothing trains on or scores against a label that is not there."""
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"prompt": "is 7 odd?", "source": "s", "task": "t"}) + "\n"
+                    + json.dumps({"messages": [{"role": "user", "content": "is 8 odd?"}], "source": "s", "task": "t"})
+                    + "\n" + json.dumps({"prompt": "is 9 odd?", "response": "yes", "source": "s", "task": "t"}) + "\n")
+    loose = load_records(path, labelled=False)
+    assert [r.labelled for r in loose.records] == [False, False, True] and not loose.quarantined
+    assert loose.records[0].messages == (("user", "is 7 odd?"), ("assistant", ""))
+    strict = load_records(path)
+    assert len(strict.records) == 1 and [(q.line, q.field) for q in strict.quarantined] == [(1, "response"), (2, "messages")]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from winnow.data.records import parse_record
-from winnow.mixture.build import build_mixture, influence_scores, split_domains
+from winnow.mixture.build import build_mixture, split_domains
 
 
 def _recs(n: int, source: str):
@@ -22,10 +22,28 @@ def test_split_and_build() -> None:
     assert build_mixture(train, [0.5, 0.3, 0.2], 8, seed=1) == mix  # seeded
 
 
-def test_influence_ranking_prefers_aligned_examples() -> None:
+def _features(db, name: str, recs, vectors: np.ndarray, start: int = 0) -> None:
+    from winnow.store import lance
+
+    lance.create_feature_table(db, name, vectors.shape[-1], {"test": name})
+    for c, vec in enumerate(vectors):
+        lance.write_features(db, name, records=recs, row_idx=list(range(start, start + len(recs))), checkpoint=c,
+                             vectors=vec.astype(np.float32), norms=np.ones(len(recs)), n_tokens=[1] * len(recs))
+
+
+def test_influence_ranking_prefers_aligned_examples(tmp_path) -> None:
+    """Streamed from the store: an example aligned with its domain's held-out gradient ranks first, and the
+    order of the stored batches does not matter."""
+    from winnow.mixture.influence import influence_by_id
+    from winnow.store import lance
+
+    db = lance.connect(str(tmp_path / "store"))
     recs = _recs(3, "a")
-    pool = np.array([[[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]]])  # (C=1, 3, 2)
-    held = np.array([[[1.0, 0.1]]])
-    scores = influence_scores(pool, ["a", "a", "a"], held, ["a"], [1.0])
+    _features(db, "pool", recs[2:], np.array([[[0.6, 0.8]]]), start=2)  # the last row first: any order works
+    _features(db, "pool", recs[:2], np.array([[[1.0, 0.0], [0.0, 1.0]]]))
+    _features(db, "held", _recs(1, "a"), np.array([[[1.0, 0.1]]]) / np.hypot(1.0, 0.1))
+    by_id = influence_by_id(db, "pool", "held", [1.0], batch_rows=1)
+    assert by_id["a0"] > by_id["a2"] > by_id["a1"]
+    scores = {"a": np.array([by_id[r.id] for r in recs])}
     mix = build_mixture({"a": recs}, [1.0], 2, seed=0, scores=scores)
     assert [r.id for r in mix] == ["a0", "a2"]

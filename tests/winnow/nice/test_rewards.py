@@ -151,3 +151,27 @@ def test_reward_model_scores_prompt_and_response(tiny_model_path, tmp_path) -> N
     assert isinstance(a, float) and a == r(_rec(), "paris") and a != b  # deterministic, response-dependent
     with pytest.raises(ConfigError, match="needs a model directory"):
         make_reward("reward-model")
+
+
+def test_which_metrics_need_a_label() -> None:
+    from winnow.nice.rewards import needs_label
+
+    assert needs_label("exact_match") and needs_label("numeric_match")
+    assert not needs_label("code") and not needs_label("reward-model") and not needs_label("judge")
+    assert not needs_label("tests.fixtures.rewards:length")  # (prompt, response): label-free
+
+
+def test_curation_arms_follow_the_query_labels() -> None:
+    """A prompts-only query set runs NICE against random (distances in NICE's space) for a label-free metric,
+    and is a one-line error for a metric that needs the label or for no metric at all."""
+    from winnow.recipe import curation
+    from winnow.settings import build_settings
+
+    labelled = curation("p", "q", "t", build_settings(None, ["nice.metric=exact_match"]))
+    assert [a.name for a in labelled.arms] == ["selected", "random", "nice"] and labelled.needs_query_table()
+    free = curation("p", "q", "t", build_settings(None, ["nice.metric=tests.fixtures.rewards:length"]), unlabelled=3)
+    assert [(a.name, a.representation) for a in free.arms] == [("nice", "nice"), ("random", "nice")]
+    assert not free.needs_query_table()
+    for overrides in (["nice.metric=exact_match"], []):
+        with pytest.raises(ConfigError, match="3 queries have no response"):
+            curation("p", "q", "t", build_settings(None, overrides), unlabelled=3)

@@ -106,3 +106,20 @@ def test_shard_marker_counts_rows(tmp_path) -> None:
     assert lance.is_done(db, "f", 0, 0, 64, 10)
     assert not lance.is_done(db, "f", 0, 0, 64, 20)  # the pool grew into this range
     assert not lance.is_done(db, "f", 1, 0, 64, 10)  # another checkpoint
+
+
+def test_appends_are_compacted_and_keep_their_versions(tmp_path) -> None:
+    """Each append adds a fragment; the store merges them (Lance's optimize) and keeps old versions readable,
+    since a warm-up samples its pool at a recorded version."""
+    from winnow.data.records import Record
+    from winnow.store import lance
+
+    db = lance.connect(str(tmp_path / "store"))
+    recs = [Record(f"r{i}", (("user", f"q{i}"), ("assistant", f"a{i}")), "s", "t") for i in range(30)]
+    first = lance.write_records(db, "pool", recs[:10])
+    for start in (10, 20):
+        ref = lance.write_records(db, "pool", recs[start:start + 10])
+    assert (ref.n_rows, ref.added) == (30, 10)
+    assert len(lance.open_table(db, "pool").to_lance().get_fragments()) == 1
+    assert [r.id for r in lance.read_records(db, "pool", version=first.version)] == [f"r{i}" for i in range(10)]
+    assert lance.write_records(db, "pool", recs).added == 0  # ids already there are found without reading them all
