@@ -18,7 +18,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 
 from winnow.selection import select_round_robin, weighted_similarity  # noqa: E402
-from winnow.store import lance  # noqa: E402
+from winnow.store import feature_tables, lance  # noqa: E402
 from winnow.store.codes import decode, encode  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def main() -> None:
     args = ap.parse_args()
     db = lance.connect(args.store)
     pool_t, query_t = args.pool or newest(db, "grads_adam__"), args.query or newest(db, "grads_sgd__")
-    pool, query = lance.read_features(db, pool_t), lance.read_features(db, query_t)
+    pool, query = feature_tables.read_features(db, pool_t), feature_tables.read_features(db, query_t)
     weights = lance.provenance_of(db, pool_t).get("checkpoint_weights") or [1.0 / pool.vectors.shape[0]] * pool.vectors.shape[0]
     N = pool.vectors.shape[1]
     S_ref = weighted_similarity(query.vectors, pool.vectors, np.asarray(weights))  # (M, N)

@@ -36,11 +36,11 @@ def child(args: argparse.Namespace) -> None:
     from flows.recipe import run_feature_shards
     from winnow.features.shards import FeatureJob, plan_ranges
     from winnow.settings import FeatureSettings, ModelSettings
-    from winnow.store import lance
+    from winnow.store import feature_tables
     from winnow.training.checkpoints import read_checkpoints
 
     trace = open(args.trace, "a", buffering=1)
-    real_write = lance.write_features
+    real_write = feature_tables.write_features
 
     def traced_write(*a, **kw):
         trace.write(f"write-start {time.time()}\n")
@@ -48,7 +48,7 @@ def child(args: argparse.Namespace) -> None:
         trace.write(f"write-end {time.time()}\n")
         return n
 
-    lance.write_features = traced_write  # the shard code looks it up on the module at call time
+    feature_tables.write_features = traced_write  # the shard code looks it up on the module at call time
     job = FeatureJob(args.store, "pool", "feats", args.model, FeatureSettings(proj_dim=256, shard_size=4, batch_size=2),
                      ModelSettings(max_length=64), "gradients", tuple(read_checkpoints(args.warm)), "adam")
 
@@ -83,13 +83,13 @@ def prepare(work: Path, rows: int) -> tuple[str, str]:
 
 def fresh_store(work: Path, name: str) -> str:
     from winnow.data.records import parse_record
-    from winnow.store import lance
+    from winnow.store import feature_tables, lance, record_tables
 
     store = str(work / name)
     shutil.rmtree(store, ignore_errors=True)
     db = lance.connect(store)
-    lance.write_records(db, "pool", [parse_record(r) for r in json.loads((work / "records.json").read_text())])
-    lance.create_feature_table(db, "feats", 256, {"bench": "faults"})
+    record_tables.write_records(db, "pool", [parse_record(r) for r in json.loads((work / "records.json").read_text())])
+    feature_tables.create_feature_table(db, "feats", 256, {"bench": "faults"})
     return store
 
 
@@ -105,7 +105,7 @@ def spawn(work: Path, store: str, model: str, warm: str, rows: int, trace: Path)
 
 def snapshot(store: str) -> tuple[dict, dict]:
     """({key: vector bytes}, {marker key: finished_at}) of a store, plus duplicate count in the keys."""
-    from winnow.store import lance
+    from winnow.store import lance, shard_markers
 
     db = lance.connect(store)
     t = db.open_table("feats").to_arrow()
@@ -117,8 +117,8 @@ def snapshot(store: str) -> tuple[dict, dict]:
         dup += k in rows
         rows[k] = bytes(str(v), "utf8")
     markers = {}
-    if lance.table_exists(db, lance.MARKERS):
-        m = db.open_table(lance.MARKERS).to_arrow()
+    if lance.table_exists(db, shard_markers.MARKERS):
+        m = db.open_table(shard_markers.MARKERS).to_arrow()
         markers = dict(zip(m.column("key").to_pylist(), m.column("finished_at").to_pylist()))
     return {"rows": rows, "dup": dup}, markers
 

@@ -78,7 +78,7 @@ def main() -> None:
     _, res["uot_seconds"] = clock(lambda: select_uot(S2))
     _, res["knn_uniform_seconds"] = clock(lambda: select_knn_uniform(S2))
     kde, res["knn_kde_seconds"] = clock(lambda: select_knn_kde(S2, pool_similarity=lambda r, c: P2[r] @ P2[c].T))
-    res["knn_K"] = kde.settings["K"]
+    res["knn_K"] = select_knn_uniform(S2).settings["K"]
 
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))

@@ -6,7 +6,7 @@ and numpy's allocations count) against the same process reading the whole pool f
 
 - ``select``: ``order_pool`` with round-robin (the similarity is streamed; it holds queries × rows floats);
 - ``influence``: ``winnow.mixture.influence.influence_by_id`` (one batch, the scores and the domain targets);
-- ``read_all``: ``lance.read_features`` of the pool, what both did before they streamed.
+- ``read_all``: ``feature_tables.read_features`` of the pool, what both did before they streamed.
 
 Writes JSON with each peak in MB and the named ratios ``select_vs_read_all`` and ``influence_vs_read_all``.
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from winnow.store import lance  # noqa: E402
+from winnow.store import feature_tables, lance  # noqa: E402
 from winnow.store.codes import encode  # noqa: E402
 
 CHECKPOINTS = 2
@@ -46,7 +46,7 @@ def _table(n: int, dim: int, start: int, checkpoint: int, rng: np.random.Generat
                      "row_idx": rows, "checkpoint": np.full(n, checkpoint, np.int32), "source": dom, "task": dom,
                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(coded.reshape(-1)), dim), "scale": scale,
                      "norm": np.ones(n, np.float32), "n_tokens": np.ones(n, np.int32)},
-                    schema=lance.feature_schema(dim, "fp16"))
+                    schema=feature_tables.feature_schema(dim, "fp16"))
 
 
 def build(store: str, rows: int, dim: int, block: int = 100_000) -> None:
@@ -54,7 +54,7 @@ def build(store: str, rows: int, dim: int, block: int = 100_000) -> None:
     db = lance.connect(store)
     rng = np.random.default_rng(0)
     for name, n, prefix in (("pool", rows, "p"), ("query", 32, "q"), ("held", 64, "h")):
-        lance.create_feature_table(db, name, dim, {"bench": name})
+        feature_tables.create_feature_table(db, name, dim, {"bench": name})
         tbl = db.open_table(name)
         for c in range(CHECKPOINTS):
             for start in range(0, n, block):
@@ -74,7 +74,7 @@ def measure(store: str, what: str) -> dict[str, float]:
 
         influence_by_id(lance.connect(store), "pool", "held", [0.5, 0.5])
     else:
-        lance.read_features(lance.connect(store), "pool")
+        feature_tables.read_features(lance.connect(store), "pool")
     return {"peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "seconds": time.time() - t0}
 
 

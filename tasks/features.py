@@ -10,7 +10,7 @@ from winnow.features.shards import FeatureJob, feature_provenance, featurize_ran
 from winnow.models.loading import load_tokenizer
 from winnow.keys import digest
 from winnow.settings import FeatureSettings, ModelSettings
-from winnow.store import lance
+from winnow.store import feature_tables, lance, shard_markers
 from winnow.training.checkpoints import read_checkpoints
 
 
@@ -28,7 +28,7 @@ def plan_features_task(store_uri: str, records_table: str, n_rows: int, model_pa
     prefix = {"gradients": f"grads_{kind}", "hidden": "hidden", "embedding": "embed"}[representation]
     table = f"{prefix}__{digest(prov)}"  # the provenance holds the code version: a fix makes a new table
     codes = features.codes if representation == "gradients" else "fp16"
-    lance.create_feature_table(lance.connect(store_uri), table, representation_dim(job), prov, codes=codes)
+    feature_tables.create_feature_table(lance.connect(store_uri), table, representation_dim(job), prov, codes=codes)
     job = FeatureJob(store_uri, records_table, table, model_path, features, model, representation,  # type: ignore[arg-type]
                      cks, kind, embedder)  # type: ignore[arg-type]
     return {"job": job, "ranges": plan_ranges(n_rows, features.shard_size)}
@@ -46,4 +46,4 @@ def compact_task(store_uri: str, tables: list[str]) -> dict[str, int]:
     """After a featurisation: merge the fragments each shard commit left (and the markers'), so later scans
     read a few large fragments. Returns the fragments left per table."""
     db = lance.connect(store_uri)
-    return {name: lance.compact(db, name) for name in [*tables, lance.MARKERS]}
+    return {name: lance.compact(db, name) for name in [*tables, shard_markers.MARKERS]}

@@ -18,14 +18,14 @@ from winnow.mixture.taskpgm import ClusteredTaskPGM, TaskPGM
 from winnow.models.loading import load_model, load_tokenizer, set_threads
 from winnow.models.lora import load_adapter
 from winnow.settings import ModelSettings
-from winnow.store import lance
+from winnow.store import lance, record_tables
 
 
 @task(name="split-domains")
 def split_domains_task(store_uri: str, pool_table: str, version: int, key: str, holdout: float, seed: int,
                        out_dir: str) -> dict[str, Any]:
     """Per-domain train / held-out JSONL files (paths and sizes travel, not records)."""
-    recs = lance.read_records(lance.connect(store_uri), pool_table, version=version)
+    recs = record_tables.read_records(lance.connect(store_uri), pool_table, version=version)
     out = Path(out_dir)
     info: dict[str, Any] = {"domains": [], "train": {}, "heldout": {}, "sizes": {}, "digests": {}}
     for name, (train, held) in split_domains(recs, key, holdout, seed).items():

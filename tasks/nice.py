@@ -13,7 +13,7 @@ from tasks import cached_by_content, unexpected_only
 from winnow.keys import code_version, digest
 from winnow.nice.pipeline import load_queries, nice_features, reward_for, sample, score
 from winnow.settings import FeatureSettings, ModelSettings, NiceSettings
-from winnow.store import lance
+from winnow.store import feature_tables, lance
 from winnow.training.checkpoints import Checkpoint
 
 JUDGE_KEY_ENV = "WINNOW_JUDGE_API_KEY"
@@ -55,6 +55,6 @@ def nice_features_task(store_uri: str, model_path: str, checkpoints: list[Checkp
             "proj_dim": features.proj_dim, "sjlt_nnz": features.sjlt_nnz, "proj_seed": features.seed,
             "max_length": model.max_length, "code": code_version("winnow.nice.pipeline")}
     table = f"nice__{digest(prov)}"
-    lance.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov, codes=features.codes)
+    feature_tables.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov, codes=features.codes)
     return nice_features(store_uri, table, model_path, checkpoints, load_queries(query_spec, nice.metric), samples,
                          rewards, features=features, model=model, nice=nice)

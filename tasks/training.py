@@ -9,7 +9,7 @@ from prefect import task
 from tasks import CACHED, cached_by_content, unexpected_only
 from winnow.data.loaders import load_records
 from winnow.settings import LoraSettings, ModelSettings, TrainSettings, WarmupSettings
-from winnow.store import lance, ledger
+from winnow.store import lance, ledger, record_tables
 from winnow.training.checkpoints import read_checkpoints
 from winnow.training.runs import feature_space_key, finetune_key, train_on, warmup_key, warmup_sample
 
@@ -41,7 +41,7 @@ def warmup_task(store_uri: str, pool_table: str, pool_version: int, model_path: 
                 warmup: WarmupSettings, out_dir: str) -> dict[str, Any]:
     """Train the warm-up adapter with a checkpoint per epoch; returns checkpoint weights, not weights."""
     db = lance.connect(store_uri)
-    records = lance.read_records(db, pool_table, version=pool_version)
+    records = record_tables.read_records(db, pool_table, version=pool_version)
     picked = [records[i] for i in warmup_sample(len(records), warmup)]
     train_on(picked, model_path=model_path, model=model, train=warmup.train, lora=warmup.lora, out_dir=out_dir,
              save_checkpoints=True)

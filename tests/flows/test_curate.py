@@ -30,7 +30,7 @@ def _run(tmp: Path, data: Path, model: str):
 
 
 def test_curate_end_to_end_and_rerun_skips_everything(prefect_harness, tiny_model_path, data_dir, tmp_path) -> None:
-    from winnow.store import lance
+    from winnow.store import lance, shard_markers
 
     # A pool with one bad record: it must be quarantined and listed, never silently dropped.
     data = tmp_path / "data"
@@ -52,12 +52,12 @@ def test_curate_end_to_end_and_rerun_skips_everything(prefect_harness, tiny_mode
     assert (run / "subset_sources.png").stat().st_size > 1000
 
     db = lance.connect(str(tmp_path / "store"))
-    markers = db.open_table(lance.MARKERS).to_arrow()
+    markers = db.open_table(shard_markers.MARKERS).to_arrow()
     first = dict(zip(markers.column("key").to_pylist(), markers.column("finished_at").to_pylist()))
     assert len(first) == 2 * (3 + 1)  # 2 checkpoints x (3 pool shards + 1 query shard)
 
     _run(tmp_path, data, tiny_model_path)  # a second run recomputes no shard
-    markers = db.open_table(lance.MARKERS).to_arrow()
+    markers = db.open_table(shard_markers.MARKERS).to_arrow()
     assert dict(zip(markers.column("key").to_pylist(), markers.column("finished_at").to_pylist())) == first
     pool_tables = [t for t in db.list_tables().tables if t.startswith("grads_adam__")]
     assert len(pool_tables) == 1 and db.open_table(pool_tables[0]).count_rows() == 2 * 20

@@ -71,11 +71,11 @@ def _featurise(runner, job, recs, uri) -> np.ndarray:
 
     from flows.recipe import run_feature_shards
     from winnow.features.shards import plan_ranges
-    from winnow.store import lance
+    from winnow.store import feature_tables, lance
 
     @flow(task_runner=runner)
     def featurise() -> dict:
         return run_feature_shards([{"job": job, "ranges": plan_ranges(len(recs), 5)}])
 
     assert featurise() == {"shards": 4, "computed": 4, "skipped": 0}
-    return lance.read_features(lance.connect(uri), "f").vectors
+    return feature_tables.read_features(lance.connect(uri), "f").vectors

@@ -20,7 +20,7 @@ def test_worker_killed_mid_shard_run_completes(prefect_harness, tiny_model_path,
     from tests.fixtures.jobs import gradient_job, warm_checkpoints
     from winnow.data.loaders import load_records
     from winnow.features.shards import plan_ranges
-    from winnow.store import lance
+    from winnow.store import feature_tables, lance
 
     recs = load_records(data_dir / "good" / "pool.jsonl").records
     uri = str(tmp_path / "store")
@@ -56,7 +56,7 @@ def test_worker_killed_mid_shard_run_completes(prefect_harness, tiny_model_path,
         cluster.close()
     assert killed, "no worker was killed: the test did not exercise worker loss"
     assert result["shards"] == 2
-    fm = lance.read_features(db, "f")
+    fm = feature_tables.read_features(db, "f")
     assert fm.ids == [r.id for r in recs] and fm.vectors.shape[:2] == (2, len(recs))
     keys = db.open_table("f").to_arrow().column("key").to_pylist()
     assert len(keys) == len(set(keys))

@@ -26,7 +26,7 @@ from winnow.keys import code_version
 from winnow.models.loading import load_model, load_tokenizer, resolve_device, set_threads
 from winnow.models.lora import load_adapter
 from winnow.settings import FeatureSettings, ModelSettings
-from winnow.store import lance
+from winnow.store import feature_tables, lance, record_tables, shard_markers
 from winnow.training.checkpoints import Checkpoint, load_adam_moments
 from winnow.features import Representation
 
@@ -79,11 +79,11 @@ def feature_provenance(job: FeatureJob, tokenizer: Any | None) -> dict[str, Any]
 def featurize_range(job: FeatureJob, start: int, end: int, *, progress: bool = True) -> dict[str, int]:
     """Featurise rows [start, end) at every checkpoint not yet marked done; returns counts."""
     db = lance.connect(job.store_uri)
-    todo = [c for c in job.checkpoint_indices if not lance.is_done(db, job.feature_table, c, start, end, end - start)]
+    todo = [c for c in job.checkpoint_indices if not shard_markers.is_done(db, job.feature_table, c, start, end, end - start)]
     if not todo:
         return {"rows": end - start, "computed": 0, "skipped_checkpoints": len(job.checkpoint_indices)}
     set_threads(job.model.num_threads)
-    records = lance.read_records(db, job.records_table, start, end)
+    records = record_tables.read_records(db, job.records_table, start, end)
     if len(records) != end - start:
         raise RuntimeError(f"{job.records_table}: rows [{start}, {end}) hold {len(records)} records")
     n_tokens: list[int] = [0] * len(records)
@@ -114,9 +114,9 @@ def featurize_range(job: FeatureJob, start: int, end: int, *, progress: bool = T
                         batch_size=job.features.batch_size, moments=moments,
                         betas=checkpoint.betas, eps=checkpoint.eps,
                         progress=progress, autocast_bf16=job.features.autocast_bf16)
-            lance.write_features(db, job.feature_table, records=records, row_idx=list(range(start, end)),
+            feature_tables.write_features(db, job.feature_table, records=records, row_idx=list(range(start, end)),
                                  checkpoint=ck, vectors=vecs, norms=norms, n_tokens=n_tokens)
-            lance.mark_done(db, job.feature_table, ck, start, end, end - start)
+            shard_markers.mark_done(db, job.feature_table, ck, start, end, end - start)
         except WinnowError:
             raise
         except Exception as e:  # name the shard: Prefect shows this message on the failed task run

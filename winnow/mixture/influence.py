@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from winnow.store import lance
+from winnow.store import feature_tables
 
 
 def domain_targets(held: np.ndarray, held_domains: list[str], names: list[str]) -> np.ndarray:
@@ -31,8 +31,8 @@ def domain_targets(held: np.ndarray, held_domains: list[str], names: list[str]) 
 def influence_by_id(db: Any, pool_table: str, heldout_table: str, weights: list[float],
                     key: Literal["source", "task"] = "source", batch_rows: int = 65536) -> dict[str, float]:
     """{pool id: score}, the pool read batch by batch (any order: rows are placed by ``row_idx``)."""
-    index = lance.feature_index(db, pool_table)
-    held = lance.read_features(db, heldout_table)  # the held-out slice: a few examples per domain
+    index = feature_tables.feature_index(db, pool_table)
+    held = feature_tables.read_features(db, heldout_table)  # the held-out slice: a few examples per domain
     pool_dom = index.sources if key == "source" else index.tasks
     names = sorted(set(pool_dom))
     targets = domain_targets(held.vectors, held.sources if key == "source" else held.tasks, names)
@@ -42,7 +42,7 @@ def influence_by_id(db: Any, pool_table: str, heldout_table: str, weights: list[
     slot = {c: i for i, c in enumerate(index.checkpoints)}
     w = np.asarray(weights, dtype=np.float32)
     scores = np.zeros(len(index.ids), dtype=np.float64)
-    for rows, cks, vec in lance.iter_feature_batches(db, pool_table, batch_rows):
+    for rows, cks, vec in feature_tables.iter_feature_batches(db, pool_table, batch_rows):
         i = position[rows]
         c = np.array([slot[int(k)] for k in cks])
         scores[i] += w[c] * np.einsum("nd,nd->n", vec, targets[c, dom_of[i]])

@@ -20,7 +20,7 @@ from winnow.nice.rewards import JudgeSettings, Reward, make_reward, needs_label
 from winnow.nice.sampling import sample_responses
 from winnow.nice.sandbox import SandboxLimits
 from winnow.settings import FeatureSettings, ModelSettings, NiceSettings
-from winnow.store import lance
+from winnow.store import feature_tables, lance
 from winnow.training.checkpoints import Checkpoint
 
 
@@ -93,7 +93,7 @@ def nice_features(store_uri: str, table: str, model_path: str, checkpoints: list
     db = lance.connect(store_uri)
     for c, dirs in enumerate(per_ck):
         if usable:
-            lance.write_features(db, table, records=[records[i] for i in usable], row_idx=usable, checkpoint=c,
+            feature_tables.write_features(db, table, records=[records[i] for i in usable], row_idx=usable, checkpoint=c,
                                  vectors=np.stack([dirs[i].vector for i in usable]),
                                  norms=np.array([dirs[i].norm for i in usable]), n_tokens=[0] * len(usable))
     return {"queries": [{"id": records[i].id,  # reward statistics averaged over the checkpoints' samples

@@ -10,7 +10,7 @@ from winnow.hashing import text_digest
 from winnow.selection import resolve_budget
 from winnow.selection.distance import subset_distances
 from winnow.selection.targeted import canonical_selector, order_pool, save_ordering
-from winnow.store import lance
+from winnow.store import lance, record_tables
 
 
 def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector: str, budget: int | float, seed: int,
@@ -30,7 +30,7 @@ def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector
                   {"query_table": query_table, "pool_table": pool_table, "weights": weights, "seed": seed})
     chosen_idx = ordering.prefix(k)
     chosen = [pool.ids[i] for i in chosen_idx]
-    records = lance.records_at(db, records_table, pool.row_idx[chosen_idx])
+    records = record_tables.records_at(db, records_table, pool.row_idx[chosen_idx])
     write_jsonl(out / f"{name}.jsonl", [r.to_json() for r in records])
     return {"name": name, "selector": selector, "budget": k, "pool_size": len(pool.ids),
             "path": str(out / f"{name}.jsonl"), "digest": text_digest(chosen),
@@ -41,7 +41,7 @@ def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector
 def write_subset(store_uri: str, records_table: str, row_idx: list[int], path: str | Path) -> dict[str, Any]:
     """A subset given by rows (the experiment's full-data and distance-quantile cells), read by row and written
     the same way ``select_subset`` writes its subsets."""
-    records = lance.records_at(lance.connect(store_uri), records_table, row_idx)
+    records = record_tables.records_at(lance.connect(store_uri), records_table, row_idx)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(path, [r.to_json() for r in records])
     return {"path": str(path), "digest": text_digest([r.id for r in records]), "size": len(records),

@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 
 from winnow.errors import ConfigError
 from winnow.selection import ALIASES, NEEDS_POOL_SIMILARITY, SELECTORS, Ordering, weighted_similarity
-from winnow.store import lance
-from winnow.store.lance import FeatureIndex
+from winnow.store import feature_tables, lance
+from winnow.store.feature_tables import FeatureIndex
 
 
 def canonical_selector(name: str) -> str:
@@ -39,7 +39,7 @@ def order_pool(store_uri: str, query_table: str, pool_table: str, *, selector: s
     float32 similarity and one batch of vectors — measured by bench/streaming.py at 10⁶ rows, 2 checkpoints,
     d = 256, M = 32: 1.6 GB against 7.5 GB for reading every feature; it does not grow with d."""
     db = lance.connect(store_uri)
-    query, pool = lance.read_features(db, query_table), lance.feature_index(db, pool_table)
+    query, pool = feature_tables.read_features(db, query_table), feature_tables.feature_index(db, pool_table)
     if weights is None:
         C = len(pool.checkpoints)
         weights = lance.provenance_of(db, pool_table).get("checkpoint_weights") or [1.0 / C] * C
@@ -52,7 +52,7 @@ def order_pool(store_uri: str, query_table: str, pool_table: str, *, selector: s
 
         def pool_similarity(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
             if "cols" not in fetched:  # the candidates are fetched once, then sliced per block
-                fetched["idx"], fetched["cols"] = cols, lance.take_features(db, pool_table, pool.row_idx[cols])
+                fetched["idx"], fetched["cols"] = cols, feature_tables.take_features(db, pool_table, pool.row_idx[cols])
             where = np.searchsorted(fetched["idx"], rows)
             vec = fetched["cols"]
             return weighted_similarity(vec[:, where], vec, w)
@@ -69,7 +69,7 @@ def streamed_similarity(db: Any, pool_table: str, pool: FeatureIndex, query: np.
     if query.shape[0] != len(ck_slot):
         raise ValueError(f"query features have {query.shape[0]} checkpoints, pool features {len(ck_slot)}")
     S = np.zeros((query.shape[1], len(pool.ids)), dtype=np.float32)
-    for rows, cks, vec in lance.iter_feature_batches(db, pool_table, batch_rows):
+    for rows, cks, vec in feature_tables.iter_feature_batches(db, pool_table, batch_rows):
         for c in np.unique(cks):
             sel = cks == c
             slot = ck_slot[int(c)]

@@ -12,7 +12,7 @@ from winnow.data.loaders import load_records
 from winnow.errors import DataFormatError
 from winnow.hashing import file_digest
 from winnow.keys import code_version
-from winnow.store import lance, ledger
+from winnow.store import lance, ledger, record_tables
 
 DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
 
@@ -28,7 +28,7 @@ def ingest(spec: str, store_uri: str, table: str) -> dict[str, Any]:
     """Validate ``spec`` and merge its records into ``table``; returns counts, quarantine and table ref."""
     result = load_records(spec)
     db = lance.connect(store_uri)
-    ref = lance.write_records(db, table, result.records)
+    ref = record_tables.write_records(db, table, result.records)
     # Tables are append-only (ids are never removed): say so when the table holds ids the file lacks.
     extra = ref.n_rows - len(result.records)
     return {**result.summary(), "table": ref.name, "version": ref.version, "table_rows": ref.n_rows, "added": ref.added,

@@ -22,12 +22,12 @@ SPACES = "ledger_spaces"  # feature space (winnow.training.runs.feature_space_ke
 
 
 def record(db: Any, ledger: str, key: str, table: str, payload: dict[str, Any]) -> None:
-    tbl = lance._open_or_create(db, ledger, SCHEMA, None)
+    tbl = lance.open_or_create(db, ledger, SCHEMA, None)
     data = pa.table({"key": [key], "table": [table], "at": [time.time()],
                      "payload": [json.dumps(payload, sort_keys=True)]}, schema=SCHEMA)
     with lance.writer_lock(db.uri, ledger):
         tbl.checkout_latest()
-        lance._retry(lambda: tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
+        lance.commit(lambda: tbl.merge_insert("key").when_matched_update_all().when_not_matched_insert_all()
                      .execute(data))
 
 

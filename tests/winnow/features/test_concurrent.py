@@ -11,7 +11,7 @@ import pytest
 from tests.fixtures.jobs import gradient_job, warm_checkpoints
 from winnow.data.records import parse_record
 from winnow.features.shards import FeatureJob, featurize_range, plan_ranges
-from winnow.store import lance
+from winnow.store import feature_tables, lance
 
 pytestmark = pytest.mark.integration
 ROWS = 24
@@ -44,6 +44,6 @@ def test_two_concurrent_featurisations_agree_with_one(tiny_model_path: str, tmp_
     b = lance.connect(str(tmp_path / "shared")).open_table("f").to_arrow()
     keys = b.column("key").to_pylist()
     assert len(keys) == len(set(keys)) == 2 * ROWS
-    np.testing.assert_array_equal(lance.read_features(lance.connect(str(tmp_path / "single")), "f").vectors,
-                                  lance.read_features(lance.connect(str(tmp_path / "shared")), "f").vectors)
+    np.testing.assert_array_equal(feature_tables.read_features(lance.connect(str(tmp_path / "single")), "f").vectors,
+                                  feature_tables.read_features(lance.connect(str(tmp_path / "shared")), "f").vectors)
     assert a.num_rows == b.num_rows

@@ -9,7 +9,7 @@ from tests.fixtures.jobs import warm_checkpoints
 from winnow.data.loaders import load_records
 from winnow.features.shards import FeatureJob, featurize_range, plan_ranges
 from winnow.settings import FeatureSettings, ModelSettings
-from winnow.store import lance
+from winnow.store import feature_tables, lance, record_tables, shard_markers
 
 
 @pytest.fixture(scope="module")
@@ -27,34 +27,34 @@ def _job(root, cks, model_path, table="f") -> FeatureJob:
 
 
 def _markers(db) -> dict[str, float]:
-    t = db.open_table(lance.MARKERS).to_arrow()
+    t = db.open_table(shard_markers.MARKERS).to_arrow()
     return dict(zip(t.column("key").to_pylist(), t.column("finished_at").to_pylist()))
 
 
 def test_resume_grow_and_no_duplicates(setup) -> None:
     root, recs, cks, model_path = setup
     db = lance.connect(str(root / "db"))
-    lance.write_records(db, "pool", recs[:12])
-    lance.create_feature_table(db, "f", 64, {"test": 1})
+    record_tables.write_records(db, "pool", recs[:12])
+    feature_tables.create_feature_table(db, "f", 64, {"test": 1})
     job = _job(root, cks, model_path)
     assert plan_ranges(12, 8) == [(0, 8), (8, 12)]
     assert featurize_range(job, 0, 8, progress=False)["computed"] == 2  # two checkpoints
     before = _markers(db)
     # A crash after writing range [8, 12) but before its marker: garbage rows, no marker.
-    lance.write_features(db, "f", records=recs[8:12], row_idx=list(range(8, 12)), checkpoint=0,
+    feature_tables.write_features(db, "f", records=recs[8:12], row_idx=list(range(8, 12)), checkpoint=0,
                          vectors=np.ones((4, 64), np.float32), norms=np.ones(4), n_tokens=[1] * 4)
     results = [featurize_range(job, s, e, progress=False) for s, e in plan_ranges(12, 8)]
     assert [r["computed"] for r in results] == [0, 2]
     after = _markers(db)
     assert all(after[k] == v for k, v in before.items())  # finished shard untouched
-    fm = lance.read_features(db, "f")
+    fm = feature_tables.read_features(db, "f")
     assert fm.ids == [r.id for r in recs[:12]] and fm.vectors.shape == (2, 12, 64)
     assert not np.allclose(fm.vectors[0, 8:], np.ones(64) / 8)  # garbage replaced
     # The pool grows: only the new rows (and the range they extend) are computed.
-    lance.write_records(db, "pool", recs[:20])
+    record_tables.write_records(db, "pool", recs[:20])
     results = [featurize_range(job, s, e, progress=False) for s, e in plan_ranges(20, 8)]
     assert [r["computed"] for r in results] == [0, 2, 2]
-    fm2 = lance.read_features(db, "f")
+    fm2 = feature_tables.read_features(db, "f")
     assert len(fm2.ids) == 20 == len(set(fm2.ids))
     np.testing.assert_array_equal(fm2.vectors[:, :8], fm.vectors[:, :8])
 
@@ -64,13 +64,13 @@ def test_features_are_deterministic_and_normalised(setup) -> None:
     out = []
     for name in ("det_a", "det_b"):
         db = lance.connect(str(root / name))
-        lance.write_records(db, "pool", recs[:6])
-        lance.create_feature_table(db, "f", 64, {})
+        record_tables.write_records(db, "pool", recs[:6])
+        feature_tables.create_feature_table(db, "f", 64, {})
         job = FeatureJob(str(root / name), "pool", "f", model_path,
                          FeatureSettings(proj_dim=64, batch_size=4 if name == "det_a" else 1),
                          ModelSettings(max_length=64), "gradients", cks, "sgd")
         featurize_range(job, 0, 6, progress=False)
-        out.append(lance.read_features(db, "f").vectors)
+        out.append(feature_tables.read_features(db, "f").vectors)
     np.testing.assert_allclose(out[0], out[1], atol=2e-3)  # batch size 4 vs 1, stored as fp16
     np.testing.assert_allclose(np.linalg.norm(out[0], axis=-1), 1.0, atol=2e-3)
 

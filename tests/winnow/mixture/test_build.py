@@ -23,11 +23,11 @@ def test_split_and_build() -> None:
 
 
 def _features(db, name: str, recs, vectors: np.ndarray, start: int = 0) -> None:
-    from winnow.store import lance
+    from winnow.store import feature_tables
 
-    lance.create_feature_table(db, name, vectors.shape[-1], {"test": name})
+    feature_tables.create_feature_table(db, name, vectors.shape[-1], {"test": name})
     for c, vec in enumerate(vectors):
-        lance.write_features(db, name, records=recs, row_idx=list(range(start, start + len(recs))), checkpoint=c,
+        feature_tables.write_features(db, name, records=recs, row_idx=list(range(start, start + len(recs))), checkpoint=c,
                              vectors=vec.astype(np.float32), norms=np.ones(len(recs)), n_tokens=[1] * len(recs))
 
 

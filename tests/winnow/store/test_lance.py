@@ -6,7 +6,7 @@ import pytest
 
 from winnow.data.records import parse_record
 from winnow.errors import StaleArtifactError
-from winnow.store import lance
+from winnow.store import feature_tables, lance, record_tables, shard_markers
 
 
 def _records(n: int, offset: int = 0):
@@ -16,19 +16,19 @@ def _records(n: int, offset: int = 0):
 
 def test_records_round_trip_and_append_only_new_ids(tmp_path) -> None:
     db = lance.connect(str(tmp_path))
-    ref = lance.write_records(db, "pool", _records(5))
-    assert (ref.n_rows, [r.id for r in lance.read_records(db, "pool")]) == (5, [f"id{i}" for i in range(5)])
-    ref2 = lance.write_records(db, "pool", _records(7))  # 5 old + 2 new
+    ref = record_tables.write_records(db, "pool", _records(5))
+    assert (ref.n_rows, [r.id for r in record_tables.read_records(db, "pool")]) == (5, [f"id{i}" for i in range(5)])
+    ref2 = record_tables.write_records(db, "pool", _records(7))  # 5 old + 2 new
     assert ref2.n_rows == 7 and ref2.version > ref.version
-    assert [r.id for r in lance.read_records(db, "pool", 5, 7)] == ["id5", "id6"]
-    assert lance.read_records(db, "pool")[3] == _records(5)[3]
-    assert [r.id for r in lance.read_records(db, "pool", version=ref.version)] == [f"id{i}" for i in range(5)]
+    assert [r.id for r in record_tables.read_records(db, "pool", 5, 7)] == ["id5", "id6"]
+    assert record_tables.read_records(db, "pool")[3] == _records(5)[3]
+    assert [r.id for r in record_tables.read_records(db, "pool", version=ref.version)] == [f"id{i}" for i in range(5)]
 
 
 def _append(uri: str, offset: int) -> None:
     db = lance.connect(uri)
     for k in range(4):  # several small appends each, so the writers interleave
-        lance.write_records(db, "pool", _records(5, offset + 5 * k))
+        record_tables.write_records(db, "pool", _records(5, offset + 5 * k))
 
 
 def test_concurrent_appends_from_processes_number_rows_once(tmp_path) -> None:
@@ -48,15 +48,15 @@ def test_concurrent_appends_from_processes_number_rows_once(tmp_path) -> None:
 
 def test_feature_writes_are_idempotent_by_key(tmp_path) -> None:
     db = lance.connect(str(tmp_path))
-    lance.create_feature_table(db, "f", 4, {"seed": 1})
+    feature_tables.create_feature_table(db, "f", 4, {"seed": 1})
     recs = _records(3)
     vec = np.eye(3, 4, dtype=np.float32)
     for _ in range(2):  # a re-run of the same shard
-        lance.write_features(db, "f", records=recs, row_idx=[0, 1, 2], checkpoint=0, vectors=vec,
+        feature_tables.write_features(db, "f", records=recs, row_idx=[0, 1, 2], checkpoint=0, vectors=vec,
                              norms=np.ones(3), n_tokens=[5, 6, 7])
-    lance.write_features(db, "f", records=recs, row_idx=[0, 1, 2], checkpoint=1, vectors=vec[::-1].copy(),
+    feature_tables.write_features(db, "f", records=recs, row_idx=[0, 1, 2], checkpoint=1, vectors=vec[::-1].copy(),
                          norms=np.ones(3), n_tokens=[5, 6, 7])
-    fm = lance.read_features(db, "f")
+    fm = feature_tables.read_features(db, "f")
     assert fm.ids == ["id0", "id1", "id2"] and fm.vectors.shape == (2, 3, 4)
     np.testing.assert_array_equal(fm.vectors[0], vec)
     np.testing.assert_array_equal(fm.vectors[1], vec[::-1])
@@ -64,21 +64,21 @@ def test_feature_writes_are_idempotent_by_key(tmp_path) -> None:
 
 def test_non_finite_vectors_are_refused(tmp_path) -> None:
     db = lance.connect(str(tmp_path))
-    lance.create_feature_table(db, "f", 2, {})
+    feature_tables.create_feature_table(db, "f", 2, {})
     vec = np.array([[1.0, 0.0], [np.nan, 1.0]], dtype=np.float32)
     with pytest.raises(ValueError, match="non-finite feature vectors for 1 record.*id1"):
-        lance.write_features(db, "f", records=_records(2), row_idx=[0, 1], checkpoint=0, vectors=vec,
+        feature_tables.write_features(db, "f", records=_records(2), row_idx=[0, 1], checkpoint=0, vectors=vec,
                              norms=np.ones(2), n_tokens=[1, 1])
     assert db.open_table("f").count_rows() == 0
 
 
 def test_other_provenance_is_stale(tmp_path) -> None:
     db = lance.connect(str(tmp_path))
-    lance.create_feature_table(db, "f", 2, {"seed": 1})
-    lance.create_feature_table(db, "f", 2, {"seed": 1})  # same provenance: reopened
+    feature_tables.create_feature_table(db, "f", 2, {"seed": 1})
+    feature_tables.create_feature_table(db, "f", 2, {"seed": 1})  # same provenance: reopened
     with pytest.raises(StaleArtifactError, match='stored: .*"seed": 1'):
-        lance.create_feature_table(db, "f", 2, {"seed": 2})
-    lance.create_feature_table(db, "f", 2, {"seed": 2}, overwrite=True)
+        feature_tables.create_feature_table(db, "f", 2, {"seed": 2})
+    feature_tables.create_feature_table(db, "f", 2, {"seed": 2}, overwrite=True)
     assert lance.provenance_of(db, "f") == {"seed": 2, "dim": 2, "codes": "fp16"}
 
 
@@ -88,10 +88,10 @@ def test_compact_codes_round_trip(tmp_path, codes: str, tol) -> None:
     v = rng.standard_normal((3, 64)).astype(np.float32)
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     db = lance.connect(str(tmp_path))
-    lance.create_feature_table(db, "f", 64, {}, codes=codes)
-    lance.write_features(db, "f", records=_records(3), row_idx=[0, 1, 2], checkpoint=0, vectors=v,
+    feature_tables.create_feature_table(db, "f", 64, {}, codes=codes)
+    feature_tables.write_features(db, "f", records=_records(3), row_idx=[0, 1, 2], checkpoint=0, vectors=v,
                          norms=np.ones(3), n_tokens=[1, 1, 1])
-    out = lance.read_features(db, "f").vectors[0]
+    out = feature_tables.read_features(db, "f").vectors[0]
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
     if tol is not None:
         assert np.abs(out - v).max() < tol
@@ -101,11 +101,11 @@ def test_compact_codes_round_trip(tmp_path, codes: str, tol) -> None:
 
 def test_shard_marker_counts_rows(tmp_path) -> None:
     db = lance.connect(str(tmp_path))
-    assert not lance.is_done(db, "f", 0, 0, 64, 10)
-    lance.mark_done(db, "f", 0, 0, 64, 10)
-    assert lance.is_done(db, "f", 0, 0, 64, 10)
-    assert not lance.is_done(db, "f", 0, 0, 64, 20)  # the pool grew into this range
-    assert not lance.is_done(db, "f", 1, 0, 64, 10)  # another checkpoint
+    assert not shard_markers.is_done(db, "f", 0, 0, 64, 10)
+    shard_markers.mark_done(db, "f", 0, 0, 64, 10)
+    assert shard_markers.is_done(db, "f", 0, 0, 64, 10)
+    assert not shard_markers.is_done(db, "f", 0, 0, 64, 20)  # the pool grew into this range
+    assert not shard_markers.is_done(db, "f", 1, 0, 64, 10)  # another checkpoint
 
 
 def test_appends_are_compacted_and_keep_their_versions(tmp_path) -> None:
@@ -116,10 +116,10 @@ def test_appends_are_compacted_and_keep_their_versions(tmp_path) -> None:
 
     db = lance.connect(str(tmp_path / "store"))
     recs = [Record(f"r{i}", (("user", f"q{i}"), ("assistant", f"a{i}")), "s", "t") for i in range(30)]
-    first = lance.write_records(db, "pool", recs[:10])
+    first = record_tables.write_records(db, "pool", recs[:10])
     for start in (10, 20):
-        ref = lance.write_records(db, "pool", recs[start:start + 10])
+        ref = record_tables.write_records(db, "pool", recs[start:start + 10])
     assert (ref.n_rows, ref.added) == (30, 10)
     assert len(lance.open_table(db, "pool").to_lance().get_fragments()) == 1
-    assert [r.id for r in lance.read_records(db, "pool", version=first.version)] == [f"r{i}" for i in range(10)]
-    assert lance.write_records(db, "pool", recs).added == 0  # ids already there are found without reading them all
+    assert [r.id for r in record_tables.read_records(db, "pool", version=first.version)] == [f"r{i}" for i in range(10)]
+    assert record_tables.write_records(db, "pool", recs).added == 0  # ids already there are found without reading them all
