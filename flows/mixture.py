@@ -34,7 +34,7 @@ def duet_trial(trial: int, label: str, proportions: list[float], domains: dict[s
     logger = get_run_logger()
     trial_dir = Path(work_dir) / "mixture" / study / f"trial-{trial}"
     sub = build_mixture_task(domains["train"], proportions, budget, cfg.mixture.seed, str(trial_dir / "subset.jsonl"),
-                             scores_path)
+                             scores_path, greedy=cfg.mixture.within == "greedy", drop_share=cfg.mixture.drop_share)
     adapter = finetune_task(sub["path"], sub["digest"], model_path, cfg.model, cfg.finetune, cfg.finetune_lora,
                             work_dir)
     if feedback == "external":
@@ -78,7 +78,7 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
         pgm = taskpgm_task(m.affinity, None, [f.result() for f in dists], m.beta, m.lam, m.ridge, m.clusters)
     plot_affinity(pgm["affinity"], names, out_dir / "affinity.png")
     scores_path = None
-    if m.within == "influence":  # the pool's gradients (Adam) against each domain's held-out gradients (plain)
+    if m.within in ("influence", "greedy"):  # the pool's gradients (Adam) against each domain's held-out gradients (plain)
         held_file = study_dir / "heldout.jsonl"
         held_file.write_text("".join(Path(p).read_text() for p in domains["heldout"].values()))
         held_data = data_task(str(held_file), run.store_uri, "heldout")

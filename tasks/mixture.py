@@ -91,8 +91,10 @@ def influence_task(store_uri: str, pool_features: str, heldout_features: str, we
 
 @task(name="build-mixture")
 def build_mixture_task(train: dict[str, str], proportions: list[float], budget: int, seed: int,
-                       out_path: str, scores_path: str | None = None) -> dict[str, Any]:
-    """The trial's subset: random inside each domain, or by influence when ``scores_path`` is given."""
+                       out_path: str, scores_path: str | None = None, greedy: bool = False,
+                       drop_share: float = 0.2) -> dict[str, Any]:
+    """The trial's subset: random inside each domain, or by influence when ``scores_path`` is given (DUET's
+    filter-then-sample, or ``greedy``)."""
     import json
 
     domains = {name: load_records(path).records for name, path in train.items()}
@@ -100,7 +102,7 @@ def build_mixture_task(train: dict[str, str], proportions: list[float], budget: 
     if scores_path:
         by_id = json.loads(Path(scores_path).read_text())
         scores = {name: np.array([by_id[r.id] for r in recs]) for name, recs in domains.items()}
-    mix = build_mixture(domains, proportions, budget, seed=seed, scores=scores)
+    mix = build_mixture(domains, proportions, budget, seed=seed, scores=scores, greedy=greedy, drop_share=drop_share)
     write_jsonl(out_path, [r.to_json() for r in mix])
     counts = {name: sum(r.source == name or r.task == name for r in mix) for name in domains}
     return {"path": out_path, "digest": text_digest([r.id for r in mix]), "counts": counts}

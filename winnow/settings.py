@@ -133,7 +133,12 @@ class MixtureSettings(_Frozen):
     clusters: int = Field(0, ge=0, description="0 = TaskPGM over the domains; K = k-means of the domains into K "
                                                "clusters, TaskPGM between and within them (hundreds of domains)")
     ridge: float = Field(1e-6, gt=0, description="makes the affinity strictly positive definite")
-    within: Literal["random", "influence"] = Field("random", description="how a domain's share is filled")
+    within: Literal["random", "influence", "greedy"] = Field(
+        "random", description="how a domain's share is filled: at random; influence = DUET's rule (drop the "
+                              "drop_share of the domain with the lowest influence, sample the rest); greedy = "
+                              "the highest influence first")
+    drop_share: float = Field(0.2, ge=0, lt=1, description="influence: the lowest-influence share of each domain "
+                                                           "left out before sampling (DUET: 20 %)")
     score: Literal["exact_match", "neg_loss"] = Field("exact_match", description="what the target evaluator returns")
     proxy: TrainSettings = TrainSettings(epochs=2, lr=1e-3)
     feedback_timeout_s: float = Field(86400.0, gt=0, description="external feedback: how long a trial waits")

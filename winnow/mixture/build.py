@@ -2,7 +2,8 @@
 
 Inside a domain, examples are taken at random (seeded) or by influence: the cosine of each example's
 gradient feature with the mean gradient of that domain's held-out examples (checkpoint-weighted, from the
-feature store). Budgets are exact (``winnow.mixture.simplex.allocate``)."""
+feature store; winnow.mixture.influence), by DUET's filter-then-sample rule or greedily. Budgets are exact
+(``winnow.mixture.simplex.allocate``)."""
 from __future__ import annotations
 
 import random
@@ -29,16 +30,28 @@ def split_domains(records: list[Record], key: str, holdout: float, seed: int) ->
 
 
 def build_mixture(domains: dict[str, list[Record]], proportions: Sequence[float], budget: int, *, seed: int,
-                  scores: dict[str, np.ndarray] | None = None) -> list[Record]:
-    """Take round(p_d · budget) examples from each domain (exact total), random or by ``scores`` (higher first)."""
+                  scores: dict[str, np.ndarray] | None = None, greedy: bool = False,
+                  drop_share: float = 0.2) -> list[Record]:
+    """Take round(p_d · budget) examples from each domain (exact total).
+
+    Without ``scores``, at random (seeded). With them, DUET's rule: leave out the ``drop_share`` of the domain
+    with the lowest influence and sample the rest at random (seeded), so the subset keeps the domain's variety
+    instead of its most similar few; a share larger than what is left takes the left-out examples next, best
+    first. ``greedy`` takes the highest influence first instead."""
     names = list(domains)
     counts = allocate(budget, np.asarray(proportions), np.array([len(domains[n]) for n in names]))
     out: list[Record] = []
     for name, k in zip(names, counts):
         recs = domains[name]
-        if scores is not None:
-            order = np.lexsort((np.arange(len(recs)), -scores[name]))
+        rng = random.Random(f"{seed}:{name}")
+        if scores is None:
+            order = rng.sample(range(len(recs)), len(recs))
         else:
-            order = random.Random(f"{seed}:{name}").sample(range(len(recs)), len(recs))
+            ranked = np.lexsort((np.arange(len(recs)), -scores[name])).tolist()  # best first, ties by position
+            if greedy:
+                order = ranked
+            else:
+                kept = len(recs) - int(drop_share * len(recs))
+                order = rng.sample(ranked[:kept], kept) + ranked[kept:]
         out += [recs[i] for i in order[:k]]
     return out

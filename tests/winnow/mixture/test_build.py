@@ -45,5 +45,20 @@ def test_influence_ranking_prefers_aligned_examples(tmp_path) -> None:
     by_id = influence_by_id(db, "pool", "held", [1.0], batch_rows=1)
     assert by_id["a0"] > by_id["a2"] > by_id["a1"]
     scores = {"a": np.array([by_id[r.id] for r in recs])}
-    mix = build_mixture({"a": recs}, [1.0], 2, seed=0, scores=scores)
+    mix = build_mixture({"a": recs}, [1.0], 2, seed=0, scores=scores, greedy=True)
     assert [r.id for r in mix] == ["a0", "a2"]
+
+
+def test_duet_drops_the_lowest_influence_then_samples() -> None:
+    """DUET's local step: the bottom 20 % by influence is left out, the rest sampled (seeded), so the subset is
+    not just the top of the ranking; a share larger than what is kept takes the best of the left-out next."""
+    recs = _recs(10, "a")
+    scores = {"a": np.arange(10.0)}  # a0 lowest ... a9 highest
+    picks = [{r.id for r in build_mixture({"a": recs}, [1.0], 4, seed=s, scores=scores)} for s in range(20)]
+    assert all(not ({"a0", "a1"} & p) for p in picks)  # the two lowest never
+    assert len({frozenset(p) for p in picks}) > 5 and {"a2", "a3"} & set().union(*picks)  # sampled, not top-4
+    assert picks[0] == {r.id for r in build_mixture({"a": recs}, [1.0], 4, seed=0, scores=scores)}  # seeded
+    nine = {r.id for r in build_mixture({"a": recs}, [1.0], 9, seed=0, scores=scores)}
+    assert nine == {f"a{i}" for i in range(1, 10)}  # the kept 8, then the better of the two left out
+    top = [r.id for r in build_mixture({"a": recs}, [1.0], 4, seed=0, scores=scores, greedy=True)]
+    assert top == ["a9", "a8", "a7", "a6"]
