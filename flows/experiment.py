@@ -85,13 +85,14 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
                                                     str(out_dir / "reference" / f"{t.name}.npz"))["path"])
 
     todo = [c for c in cells if c.key(fingerprints[c.target]) not in done]
+    test_digests = {t.name: file_digest(t.test) for t in exp.targets}  # hashed once, not once per cell
     logger.info("%d cells in the grid, %d already finished, %d to run", len(cells), len(cells) - len(todo), len(todo))
     futures = {}
     for cell in todo:
         key = cell.key(fingerprints[cell.target])
         sub = _subset(run, cell, exp, pool, tables_by_target[cell.target], refs[cell.target], out_dir)
         adapter = None if sub is None else finetune(run, sub, cfg.finetune.model_copy(update={"seed": cell.seed}))
-        futures[evaluate(run, adapter, targets[cell.target].test)] = (cell, key, sub)
+        futures[evaluate(run, adapter, targets[cell.target].test, test_digests[cell.target])] = (cell, key, sub)
 
     progress = create_progress_artifact(0.0, key=artifact_key(f"experiment-{exp.name}", "cells"),
                                         description="experiment cells finished")

@@ -171,9 +171,11 @@ def finetune(run: Run, subset: dict[str, Any], train: TrainSettings | None = Non
                                 train or run.cfg.finetune, run.cfg.finetune_lora, run.work_dir)
 
 
-def evaluate(run: Run, adapter: PrefectFuture | str | None, test: str) -> PrefectFuture:
-    """Base (``adapter=None``) or base + adapter on a test set, keyed by the test set's content."""
-    return evaluate_task.submit(run.model_path, adapter, test, file_digest(test), run.worker_model, run.cfg.eval)
+def evaluate(run: Run, adapter: PrefectFuture | str | None, test: str, test_digest: str = "") -> PrefectFuture:
+    """Base (``adapter=None``) or base + adapter on a test set, keyed by the test set's content (pass its
+    ``test_digest`` when evaluating many models on one set, so the file is hashed once)."""
+    return evaluate_task.submit(run.model_path, adapter, test, test_digest or file_digest(test), run.worker_model,
+                                run.cfg.eval)
 
 
 def train_and_evaluate(run: Run, recipe: Recipe, subsets: dict[str, dict[str, Any]],
@@ -185,7 +187,8 @@ def train_and_evaluate(run: Run, recipe: Recipe, subsets: dict[str, dict[str, An
                                else run.cfg.finetune.model_copy(update={"seed": seeds[name]}))
                 for name, sub in subsets.items()}
     candidates: dict[str, Any] = {**({"base": None} if recipe.evaluate_base else {}), **(others or {}), **adapters}
-    return adapters, {name: evaluate(run, ad, recipe.test) for name, ad in candidates.items()}
+    test_digest = file_digest(recipe.test)
+    return adapters, {name: evaluate(run, ad, recipe.test, test_digest) for name, ad in candidates.items()}
 
 
 def run_recipe(run: Run, recipe: Recipe, out_dir: Path, rewarm: bool = False,
@@ -214,6 +217,6 @@ def run_recipe(run: Run, recipe: Recipe, out_dir: Path, rewarm: bool = False,
 def feature_summary(feats: dict[str, Any]) -> dict[str, Any]:
     """One row for a report: the gradient tables, the projection and how many shards this run computed."""
     grads = feats["tables"].get("gradients") or next(iter(feats["tables"].values()))
-    return {"pool_table": grads["pool"], "query_table": grads["query"] or "(none: prompts only)", "projector": feats["projector"],
+    return {"pool_table": grads["pool"], "query_table": grads["query"], "projector": feats["projector"],
             "dim": feats["dim"], "shards": feats["shards"], "computed": feats["computed"], "skipped": feats["skipped"],
             "seconds": feats["seconds"]}

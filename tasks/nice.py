@@ -11,6 +11,7 @@ from prefect import task
 
 from tasks import cached_by_content, unexpected_only
 from winnow.keys import code_version, digest
+from winnow.recipe import step_code
 from winnow.nice.pipeline import load_queries, nice_features, reward_for, sample, score
 from winnow.settings import FeatureSettings, ModelSettings, NiceSettings
 from winnow.store import feature_tables, lance
@@ -53,7 +54,7 @@ def nice_features_task(store_uri: str, model_path: str, checkpoints: list[Checkp
             "adapters": adapter_digest, "queries": query_digest, "checkpoints": [c.epoch for c in checkpoints],
             "checkpoint_weights": [round(c.weight, 8) for c in checkpoints], "projector": features.projector,
             "proj_dim": features.proj_dim, "sjlt_nnz": features.sjlt_nnz, "proj_seed": features.seed,
-            "max_length": model.max_length, "code": code_version("winnow.nice.pipeline")}
+            "max_length": model.max_length, "code": code_version(*step_code("nice"))}
     table = f"nice__{digest(prov)}"
     feature_tables.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov, codes=features.codes)
     return nice_features(store_uri, table, model_path, checkpoints, load_queries(query_spec, nice.metric), samples,
