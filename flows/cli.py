@@ -103,8 +103,9 @@ def curate(
     out: Annotated[Path, typer.Option(help="run folder for report.md, metrics.json, selected.jsonl")],
     budget: Annotated[Optional[str], typer.Option(help="'5%', '0.05' (share) or '200' (examples)")] = None,
     model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id (default: SmolLM2-135M)")] = None,
-    target_metric: Annotated[Optional[str], typer.Option(help="NICE: also select for a metric: exact_match, "
-                                                              "numeric_match, code, reward-model, judge, module:fn")] = None,
+    target_metric: Annotated[Optional[str], typer.Option(help="select (NICE) and evaluate for a metric: exact_match, "
+                                                              "numeric_match, token_f1, code, reward-model, judge, "
+                                                              "module:fn")] = None,
     rewarm: Annotated[bool, typer.Option("--rewarm", help="start a new feature space (a new warm-up) instead of "
                                                           "keeping the pool's; every row is featurised again")] = False,
     config: ConfigOpt = None,
@@ -115,7 +116,9 @@ def curate(
     also select with NICE's policy-gradient query side and compare all three. --pool may name a store table
     (e.g. `pool`, filled by `winnow ingest`); a grown pool keeps its feature space, so only new rows are
     featurised."""
-    overrides = [*(set_ or []), *_budget_overrides(budget)] + ([f"nice.metric={target_metric}"] if target_metric else [])
+    # --target-metric is both NICE's reward and the test metric; an explicit --set eval.metric=... still wins
+    target = [f"nice.metric={target_metric}", f"eval.metric={target_metric}"] if target_metric else []
+    overrides = [*target, *(set_ or []), *_budget_overrides(budget)]
     env, settings = _prepare(config, overrides, model, out, "curate")
     from flows.curate import curate as curate_flow
     from flows.runtime import task_runner, versions
@@ -142,8 +145,7 @@ def _print_table(title: str, rows: list[dict]) -> None:
 
 def _print_results(result: dict, seconds: float) -> None:
     _print_table(f"test set, budget {result['budget']} examples ({seconds / 60:.1f} min)",
-                 [{"model": name, "exact match": f"{m['exact_match']:.3f}", "response loss": f"{m['response_loss']:.3f}"}
-                  for name, m in result["results"].items()])
+                 [{"model": name, **{k: f"{v:.3f}" for k, v in m.items()}} for name, m in result["results"].items()])
     typer.echo(f"report: {result['report']}")
 
 
@@ -203,10 +205,12 @@ def select(
 @app.command()
 def mixture(
     pool: Annotated[str, typer.Option(help="the pool; its 'source' (or --set mixture.domain_key=task) makes the domains")],
-    test: Annotated[str, typer.Option(help="the unseen target's evaluation set (its score is the only feedback)")],
+    test: Annotated[str, typer.Option(help="the unseen target's test set: the chosen mixture is scored on it once")],
     out: Annotated[Path, typer.Option(help="folder for mixture.md and plots")],
+    val: Annotated[Optional[str], typer.Option(help="validation set that scores the trials (default: a share of "
+                                                    "--test by id, mixture.val_share; the rest stays unseen)")] = None,
     study: Annotated[str, typer.Option(help="Optuna study name; re-running resumes it")] = "mixture",
-    feedback: Annotated[str, typer.Option(help="auto: score on --test; external: wait for `winnow feedback`")] = "auto",
+    feedback: Annotated[str, typer.Option(help="auto: score on the validation split; external: wait for `winnow feedback`")] = "auto",
     budget: Annotated[Optional[str], typer.Option(help="examples per trial: '10%', '0.1' or '28'")] = None,
     model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id")] = None,
     config: ConfigOpt = None,
@@ -226,9 +230,11 @@ def mixture(
     result = mixture_flow.with_options(task_runner=task_runner(env))(
         pool=pool, test=test, out=str(out), settings=settings.model_dump(mode="json"), store_uri=env.store_uri,
         work_dir=str(env.home.resolve()), optuna_storage=env.optuna_path, study=study, feedback=feedback,
-        worker_threads=env.threads_per_worker)
-    _print_table(f"mixture search '{study}' (best {result['best_score']:.4f})",
+        worker_threads=env.threads_per_worker, val=val or "")
+    _print_table(f"mixture search '{study}': trials (validation split)",
                  [{"trial": t["trial"], "start": t["start"], "score": f"{t['score']:.4f}"} for t in result["trials"]])
+    _print_table("test split (unseen by the search)",
+                 [{"mixture": k, **{n: f"{v:.3f}" for n, v in m.items()}} for k, m in result["test"].items()])
     typer.echo(f"report: {result['report']}")
 
 
@@ -285,8 +291,7 @@ def retrain(
         typer.echo(f"{result['new_rows']} new rows since the last retrain, fewer than {min_new_rows}: nothing to do")
         return
     _print_table(f"retrain of {table} ({result['table_rows']} rows, {time.time() - t0:.0f} s)",
-                 [{"model": k, "exact match": f"{m['exact_match']:.3f}", "response loss": f"{m['response_loss']:.3f}"}
-                  for k, m in result["results"].items()])
+                 [{"model": k, **{n: f"{v:.3f}" for n, v in m.items()}} for k, m in result["results"].items()])
     typer.echo(f"report: {result['report']}")
 
 

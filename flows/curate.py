@@ -14,6 +14,7 @@ from tasks.data import query_labels_task
 from tasks.report import report_task
 from winnow.budget import describe_budget
 from winnow.recipe import curation
+from winnow.report import scores
 
 
 @flow(name="curate", log_prints=True, task_runner=deployment_task_runner())
@@ -37,5 +38,4 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
     report = report_task(out_dir.name, str(out_dir), res["data"], feats["warmup"], feature_summary(feats),
                          res["subsets"], res["metrics"], settings_yaml, versions or {}, feats["nice"], res["artifacts"])
     return {"report": report, "budget": sel["budget"],
-            "results": {k: {"exact_match": v["exact_match"], "response_loss": v["response_loss"]}
-                        for k, v in res["metrics"].items()}}
+            "results": {k: scores(v) for k, v in res["metrics"].items()}}

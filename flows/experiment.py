@@ -75,7 +75,7 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
             "pool": [pool["table"], pool["version"]], "query": file_digest(t.query), "test": file_digest(t.test),
             "settings": cfg.model_dump(mode="json", exclude={"mixture", "selection"} | ({"nice"} if "nice" not in reps
                                                                                         else set())),
-            "model": run.model_path, "code": cell_code})
+            "model": run.model_path, "code": cell_code, "metric": t.eval_metric})
         todo = [c for c in cells if c.target == t.name and c.key(fingerprints[t.name]) not in done]
         if not todo:
             continue
@@ -92,7 +92,8 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
         key = cell.key(fingerprints[cell.target])
         sub = _subset(run, cell, exp, pool, tables_by_target[cell.target], refs[cell.target], out_dir)
         adapter = None if sub is None else finetune(run, sub, cfg.finetune.model_copy(update={"seed": cell.seed}))
-        futures[evaluate(run, adapter, targets[cell.target].test, test_digests[cell.target])] = (cell, key, sub)
+        t = targets[cell.target]
+        futures[evaluate(run, adapter, t.test, test_digests[cell.target], t.eval_metric)] = (cell, key, sub)
 
     progress = create_progress_artifact(0.0, key=artifact_key(f"experiment-{exp.name}", "cells"),
                                         description="experiment cells finished")
@@ -103,15 +104,16 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
             _save_json(out_dir / "cells" / f"{key}.json", {
                 "cell": cell_row(cell, {}), "key": key,
                 "budget_size": 0 if sub is None else sub["size"],
-                "exact_match": m["exact_match"], "response_loss": m["response_loss"],
+                "metric": m["metric"], "score": m["score"], "response_loss": m["response_loss"],
                 "distance": None if sub is None else sub["distance"],
-                "hits": [float(p["hit"]) for p in m["predictions"]],
-                "losses": [p.get("loss", float("nan")) for p in m["predictions"]]})
+                "excluded": 0 if sub is None else sub["excluded"],
+                "scores": [p["score"] for p in m["predictions"]],
+                "losses": [p["loss"] for p in m["predictions"]]})
             bar.update(1)
             update_progress_artifact(progress, 100.0 * n / len(futures))
-            logger.info("cell %s %s budget %s seed %s%s: exact match %.3f, response loss %.3f (%d/%d)", cell.target,
+            logger.info("cell %s %s budget %s seed %s%s: %s %.3f, response loss %.3f (%d/%d)", cell.target,
                         cell.method, cell.budget, cell.seed, f" quantile {cell.quantile}" if cell.quantile >= 0 else "",
-                        m["exact_match"], m["response_loss"], n, len(futures))
+                        m["metric"], m["score"], m["response_loss"], n, len(futures))
 
     return _publish(exp, cells, fingerprints, out_dir, ref_rep, len(todo), time.time() - t0)
 
@@ -121,6 +123,7 @@ def _subset(run: Run, cell: Cell, exp: ExperimentConfig, pool: dict[str, Any], t
     """The cell's training subset (None for zero-shot), with its distance to the queries in the reference
     representation (mean distance to the nearest query)."""
     subsets = out_dir / "subsets" / cell.target
+    test = next(t.test for t in exp.targets if t.name == cell.target)
     if cell.method == "zero_shot":
         return None
     rows_ref = ref["rows"]  # pool rows in the reference table's order
@@ -131,41 +134,50 @@ def _subset(run: Run, cell: Cell, exp: ExperimentConfig, pool: dict[str, Any], t
             d = exp.distance
             idx = np.asarray(quantile_sample(ref["order"], d.quantiles, cell.quantile, d.sample, cell.seed))
             path = subsets / f"quantile{cell.quantile}_s{cell.seed}.jsonl"
-        sub = write_subset_task(run.store_uri, pool["table"], [int(r) for r in rows_ref[idx]], str(path))
+        sub = write_subset_task(run.store_uri, pool["table"], [int(r) for r in rows_ref[idx]], str(path), test,
+                                run.cfg.selection.decontaminate)
+        dropped = set(sub["excluded_rows"])
+        idx = np.array([i for i in idx if int(rows_ref[i]) not in dropped], dtype=np.int64)
     else:
         n = resolve_budget(cell.budget, pool["table_rows"])
         arm = Arm(name=f"{cell.selector}_b{n}_s{cell.seed}", representation=cell.representation or exp.representations[0],
                   selector=cell.selector, budget=cell.budget, seed=cell.seed)
-        sel = select(run, arm, pool["table"], tables, subsets / (cell.representation or "random"))
-        ordering = pd.read_parquet(Path(sel["path"]).with_name(f"{arm.name}_ordering.parquet"), columns=["row_idx"])
+        sel = select(run, arm, pool["table"], tables, subsets / (cell.representation or "random"), test)
+        ordering = pd.read_parquet(Path(sel["path"]).with_name(f"{arm.name}_ordering.parquet"), columns=["id", "row_idx"])
+        row_of = dict(zip(ordering["id"], ordering["row_idx"]))
         position = {int(r): i for i, r in enumerate(rows_ref)}
-        idx = np.array([position[int(r)] for r in ordering["row_idx"].to_numpy()[:sel["budget"]]])
+        ids = [json.loads(line)["id"] for line in Path(sel["path"]).read_text().splitlines()]  # the subset, in order
+        idx = np.array([position[int(row_of[i])] for i in ids], dtype=np.int64)
         sub = {**sel, "size": sel["budget"]}
     dist = subset_distances(ref["similarity"], idx)["nearest"]
-    return {"path": sub["path"], "digest": sub["digest"], "size": sub["size"], "distance": float(dist)}
+    excluded = (sub.get("decontamination") or {}).get("excluded", 0)
+    return {"path": sub["path"], "digest": sub["digest"], "size": sub["size"], "distance": float(dist),
+            "excluded": excluded}
 
 
 def _publish(exp: ExperimentConfig, cells: list[Cell], fingerprints: dict[str, str], out_dir: Path, ref_rep: str,
              computed: int, seconds: float) -> dict[str, Any]:
     """Results table, statistics, plots and the report — from every cell of this grid, old and new."""
     records = [json.loads((out_dir / "cells" / f"{c.key(fingerprints[c.target])}.json").read_text()) for c in cells]
-    df = pd.DataFrame([{**r["cell"], "key": r["key"], "budget_size": r["budget_size"], "exact_match": r["exact_match"],
-                        "response_loss": r["response_loss"], "distance": r["distance"]} for r in records])
+    df = pd.DataFrame([{**r["cell"], "key": r["key"], "budget_size": r["budget_size"], "metric": r["metric"],
+                        "score": r["score"], "response_loss": r["response_loss"], "distance": r["distance"],
+                        "excluded": r["excluded"]}
+                       for r in records])
     df.to_parquet(out_dir / "results.parquet", index=False)
     df.to_csv(out_dir / "results.csv", index=False)
-    per_example = {r["key"]: np.asarray(r["hits"]) for r in records}
-    per_example_loss = {r["key"]: np.asarray(r["losses"]) for r in records}
+    per_example = {"score": {r["key"]: np.asarray(r["scores"]) for r in records},
+                   "response_loss": {r["key"]: np.asarray(r["losses"]) for r in records}}
 
     parts = [f"# Winnow experiment: {exp.name}",
              f"{len(cells)} cells ({computed} computed in this run, {len(cells) - computed} reused), "
              f"{seconds / 60:.1f} min. Seeds {exp.seeds}; budgets {', '.join(describe_budget(b) for b in exp.budgets)}."]
     plots, tables = [], {}
     for t in exp.targets:
-        d = df[df.target == t.name]
+        d = df[df.target == t.name].rename(columns={"score": t.eval_metric})
         main = d[d.method != "quantile"]
-        for metric in dict.fromkeys([t.metric, "exact_match", "response_loss"]):
+        for metric in dict.fromkeys([t.metric, t.eval_metric, "response_loss"]):  # the target's own metric first
             summ = summarize(main, metric)
-            paired = paired_vs_random(main, metric, per_example if metric == "exact_match" else per_example_loss)
+            paired = paired_vs_random(main, metric, per_example["response_loss" if metric == "response_loss" else "score"])
             summ.to_csv(out_dir / f"summary_{t.name}_{metric}.csv", index=False)
             paired.to_csv(out_dir / f"paired_{t.name}_{metric}.csv", index=False)
             tables[(t.name, metric)] = (summ, paired)
@@ -174,15 +186,18 @@ def _publish(exp: ExperimentConfig, cells: list[Cell], fingerprints: dict[str, s
         plots.append(plot_budget(summ[~summ.method.isin(["zero_shot", "full"])], base, t.metric, t.name,
                                  out_dir / f"budget_{t.name}.png"))
         plots.append(plot_distance(d[d.method != "zero_shot"], t.metric, t.name, ref_rep, out_dir / f"distance_{t.name}.png"))
-        parts += [f"## Target {t.name} ({t.metric})",
+        parts += [f"## Target {t.name} ({t.metric}, test split)",
                   "### Mean ± std over seeds\n" + markdown_table(_fmt(summ)),
                   "### Paired difference to random (same budget and seed)\n" + markdown_table(_fmt(paired)) +
                   "\n\ndiff = method − random" + (" (negative = lower loss = better)" if t.metric == "response_loss" else
                                                  "") + "; t: 95 % t-interval over seeds (wide with few seeds); boot: "
-                  "95 % paired bootstrap over test examples pooled over seeds.",
+                  "95 % hierarchical bootstrap that resamples seeds and test examples (`boot_over` says which; with "
+                  "one seed it reflects the test examples only).",
                   f"![{t.metric} vs budget]({Path(plots[-2]).name})", f"![distance vs {t.metric}]({Path(plots[-1]).name})"]
-        other = "response_loss" if t.metric == "exact_match" else "exact_match"
-        parts.append(f"### Paired difference to random in {other}\n" + markdown_table(_fmt(tables[(t.name, other)][1])))
+        for other in dict.fromkeys([t.eval_metric, "response_loss"]):
+            if other != t.metric:
+                parts.append(f"### Paired difference to random in {other}\n" +
+                             markdown_table(_fmt(tables[(t.name, other)][1])))
         q = d[d.method == "quantile"]
         if len(q):
             qs = q.groupby("quantile")[t.metric].agg(mean="mean", std="std", n="count").reset_index()

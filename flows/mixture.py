@@ -1,4 +1,9 @@
-"""Mixture search: TaskPGM proportions from proxy affinities, then DUET trials driven by target feedback."""
+"""Mixture search: TaskPGM proportions from proxy affinities, then DUET trials driven by target feedback.
+
+Trials are scored on a validation split (``val``, or a share of ``test`` carved out by id); the mixture the
+search chooses is then evaluated once on the test split, which no trial has seen, beside the two mixtures
+fixed before the search (uniform, TaskPGM). The search's own best score is reported as a validation number.
+"""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from flows.env import EnvSettings
 from flows.recipe import featurise, finetune, load_data, open_run
 from flows.runtime import deployment_task_runner
-from tasks.data import data_task
+from tasks.data import data_task, validation_split_task
 from tasks.evaluation import evaluate_task
 from tasks.mixture import (build_mixture_task, distributions_task, influence_task, loglik_row_task,
                            split_domains_task, taskpgm_task)
@@ -20,16 +25,16 @@ from winnow.budget import resolve_budget
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.duet import Duet
 from winnow.recipe import Recipe
-from winnow.report import markdown_table, plot_affinity, plot_trials
+from winnow.report import markdown_table, plot_affinity, plot_trials, scores
 from winnow.settings import WinnowSettings
 
 
 @flow(name="duet-trial", log_prints=True)
 def duet_trial(trial: int, label: str, proportions: list[float], domains: dict[str, Any], budget: int,
-               model_path: str, test: str, settings: dict[str, Any], work_dir: str, feedback: str,
+               model_path: str, val: str, settings: dict[str, Any], work_dir: str, feedback: str,
                storage: str, study: str, scores_path: str | None = None) -> float:
-    """One round: build the mixture, fine-tune a fresh adapter on a clean base, and score it on the target.
-    ``settings`` are the parent run's, already validated and complete."""
+    """One round: build the mixture, fine-tune a fresh adapter on a clean base, and score it on the validation
+    split (or wait for a person's score). ``settings`` are the parent run's, already validated and complete."""
     cfg = WinnowSettings.model_validate(settings)
     logger = get_run_logger()
     trial_dir = Path(work_dir) / "mixture" / study / f"trial-{trial}"
@@ -44,14 +49,29 @@ def duet_trial(trial: int, label: str, proportions: list[float], domains: dict[s
         logger.info("trial %d: adapter %s published; waiting for `winnow feedback --study %s --trial %d`",
                     trial, adapter, study, trial)
         return Duet(study, storage, domains["domains"]).wait(trial, cfg.mixture.feedback_timeout_s)
-    metrics = evaluate_task(model_path, adapter, test, file_digest(test), cfg.model, cfg.eval)
-    return metrics["exact_match"] if cfg.mixture.score == "exact_match" else -metrics["response_loss"]
+    metrics = evaluate_task(model_path, adapter, val, file_digest(val), cfg.model, cfg.eval)
+    return metrics["score"] if cfg.mixture.score == "metric" else -metrics["response_loss"]
+
+
+def _on_test(name: str, proportions: list[float], domains: dict[str, Any], budget: int, model_path: str,
+             test: str, test_digest: str, cfg: WinnowSettings, work_dir: str, study: str,
+             scores_path: str | None) -> dict[str, Any]:
+    """One fixed mixture, built and trained as its trial was (so the adapter is found again by its key),
+    evaluated on the test split."""
+    final_dir = Path(work_dir) / "mixture" / study / f"final-{name}"
+    sub = build_mixture_task(domains["train"], proportions, budget, cfg.mixture.seed, str(final_dir / "subset.jsonl"),
+                             scores_path, greedy=cfg.mixture.within == "greedy", drop_share=cfg.mixture.drop_share)
+    adapter = finetune_task(sub["path"], sub["digest"], model_path, cfg.model, cfg.finetune, cfg.finetune_lora,
+                            work_dir)
+    return evaluate_task(model_path, adapter, test, test_digest, cfg.model, cfg.eval)
 
 
 @flow(name="mixture", log_prints=True, task_runner=deployment_task_runner())
 def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri: str = "", work_dir: str = "",
-            optuna_storage: str = "", study: str = "mixture", feedback: str = "auto", worker_threads: int = 0) -> dict[str, Any]:
-    """Warm-started DUET over domain proportions; the target is seen only through ``test``'s score (or a person's)."""
+            optuna_storage: str = "", study: str = "mixture", feedback: str = "auto", worker_threads: int = 0,
+            val: str = "") -> dict[str, Any]:
+    """Warm-started DUET over domain proportions; the target is seen only through the validation split's score
+    (or a person's), and the chosen mixture is measured once on ``test``."""
     logger = get_run_logger()
     run = open_run(settings, store_uri, work_dir, worker_threads)
     cfg, m = run.cfg, run.cfg.mixture
@@ -86,6 +106,12 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
         scores_path = influence_task(run.store_uri, grads["pool"], grads["query"], grads["weights"], m.domain_key,
                                      str(study_dir / "influence.json"))
     model_path, work_dir = run.model_path, run.work_dir
+    if val or feedback == "external":
+        splits = {"val": val, "test": test, "how": f"validation `{val}`" if val else "a person's scores"}
+    else:  # no validation set: half of the test file (by id) drives the search, the other half judges it
+        splits = validation_split_task(test, str(study_dir / "splits"), m.val_share, m.seed)
+        splits["how"] = (f"validation = {splits['n_val']} records of `{Path(test).name}` chosen by id (share "
+                         f"{m.val_share}); test = its other {splits['n_test']}")
 
     duet = Duet(study, optuna_storage, names, floor=m.floor, sampler=m.sampler, seed=m.seed)
     if not duet.study.trials:  # a new study: the three warm starts come first
@@ -97,7 +123,7 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
     while sum(t.state.name == "COMPLETE" for t in duet.study.trials) < target:
         prop = duet.suggest()
         label = duet.study.get_trials(deepcopy=False)[prop.trial].user_attrs.get("warm_start", "duet")
-        score = duet_trial(prop.trial, label, prop.proportions, domains, budget, model_path, test,
+        score = duet_trial(prop.trial, label, prop.proportions, domains, budget, model_path, splits["val"],
                            cfg.model_dump(mode="json"), work_dir, feedback, optuna_storage, study, scores_path)
         if feedback != "external":
             duet.observe(prop.trial, score)
@@ -108,12 +134,24 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
               for t in duet.study.trials if t.state.name == "COMPLETE"]
     plot_trials(trials, names, out_dir / "trials.png")
     best, best_score = duet.best()
+    fixed = {t.user_attrs.get("warm_start"): t.user_attrs["proportions"] for t in duet.study.trials
+             if t.state.name == "COMPLETE" and t.user_attrs.get("warm_start") in ("uniform", "taskpgm")}
+    test_digest = file_digest(splits["test"])
+    final = {name: _on_test(name, props, domains, budget, model_path, splits["test"], test_digest, cfg, work_dir,
+                            study, scores_path)
+             for name, props in {"chosen": best, **fixed}.items()}
+    final_rows = [{"mixture": name, **scores(r), "split": "test", "n_test": r["n"]} for name, r in final.items()]
+    score_name = cfg.eval.metric if m.score == "metric" else "−response loss"
     md = "\n\n".join([
         f"# Mixture search: {study}",
-        f"Budget {budget} examples over {len(names)} domains (key `{m.domain_key}`); score = {m.score} on the target.",
-        "## Trials\n" + markdown_table(trials),
+        f"Budget {budget} examples over {len(names)} domains (key `{m.domain_key}`). Trials are scored by "
+        f"{score_name} on the validation split ({splits['how']}); the table below them is the test split, which "
+        "no trial saw.",
+        "## Trials (validation split)\n" + markdown_table(trials),
         "![proportions and best-so-far](trials.png)",
-        f"## Best mixture (score {best_score:.4f})\n" + markdown_table([{d: round(p, 3) for d, p in zip(names, best)}]),
+        f"## Chosen mixture (validation {score_name} {best_score:.4f})\n" +
+        markdown_table([{d: round(p, 3) for d, p in zip(names, best)}]),
+        "## Test split: the chosen mixture and the two fixed before the search\n" + markdown_table(final_rows),
         f"## TaskPGM ({m.affinity} affinity, β = {m.beta}, λ = {m.lam})\n" +
         markdown_table([{d: round(p, 3) for d, p in zip(names, pgm["proportions"])}]),
         "![task affinity](affinity.png)",
@@ -122,5 +160,6 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
     create_markdown_artifact(markdown=with_inline_images(md, out_dir), key=artifact_key(f"mixture-{study}", "report"),
                              description="mixture search report")
     create_table_artifact(table=trials, key=artifact_key(f"mixture-{study}", "trials"))
-    return {"trials": trials, "best": dict(zip(names, best)), "best_score": best_score,
+    return {"trials": trials, "best": dict(zip(names, best)), "best_score": best_score, "best_score_split": "validation",
+            "test": {name: scores(r) for name, r in final.items()},
             "taskpgm": dict(zip(names, pgm["proportions"])), "report": str(out_dir / "mixture.md")}

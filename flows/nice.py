@@ -7,7 +7,7 @@ from prefect import get_run_logger
 
 from tasks.nice import nice_features_task, nice_queries_task, nice_reward_task, nice_sample_task
 from winnow.errors import ConfigError
-from winnow.nice.rewards import split_calls
+from winnow.evaluation.rewards import split_calls
 from winnow.hashing import file_digest
 from winnow.settings import WinnowSettings
 from winnow.training.checkpoints import read_checkpoints

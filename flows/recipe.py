@@ -158,11 +158,14 @@ def featurise(run: Run, data: dict[str, Any], representations: list[str], query_
 
 
 # ------------------------------------------------------------------------------------- select, train, evaluate
-def select(run: Run, arm: Arm, pool_table: str, tables: dict[str, dict[str, Any]], out_dir: Path | str) -> dict[str, Any]:
-    """One arm's ordering and subset file (``random`` draws over the rows of the first representation's table)."""
+def select(run: Run, arm: Arm, pool_table: str, tables: dict[str, dict[str, Any]], out_dir: Path | str,
+           test: str | None = None) -> dict[str, Any]:
+    """One arm's ordering and subset file (``random`` draws over the rows of the first representation's table).
+    Given the ``test`` set it will be scored on, the subset leaves out copies of its items (before any fine-tune)."""
     rep = tables[arm.representation] if arm.representation in tables else next(iter(tables.values()))
     return select_task(run.store_uri, rep["query"], rep["pool"], pool_table, selector=arm.selector, budget=arm.budget,
-                       seed=arm.seed, out_dir=str(out_dir), name=arm.name, weights=rep["weights"])
+                       seed=arm.seed, out_dir=str(out_dir), name=arm.name, weights=rep["weights"], test_spec=test,
+                       decontaminate=run.cfg.selection.decontaminate)
 
 
 def finetune(run: Run, subset: dict[str, Any], train: TrainSettings | None = None) -> PrefectFuture:
@@ -171,11 +174,15 @@ def finetune(run: Run, subset: dict[str, Any], train: TrainSettings | None = Non
                                 train or run.cfg.finetune, run.cfg.finetune_lora, run.work_dir)
 
 
-def evaluate(run: Run, adapter: PrefectFuture | str | None, test: str, test_digest: str = "") -> PrefectFuture:
+def evaluate(run: Run, adapter: PrefectFuture | str | None, test: str, test_digest: str = "",
+             metric: str = "") -> PrefectFuture:
     """Base (``adapter=None``) or base + adapter on a test set, keyed by the test set's content (pass its
-    ``test_digest`` when evaluating many models on one set, so the file is hashed once)."""
+    ``test_digest`` when evaluating many models on one set, so the file is hashed once). ``metric`` replaces
+    ``eval.metric`` (an experiment's targets each have their own)."""
+    settings = run.cfg.eval if not metric else type(run.cfg.eval).model_validate(
+        {**run.cfg.eval.model_dump(), "metric": metric})
     return evaluate_task.submit(run.model_path, adapter, test, test_digest or file_digest(test), run.worker_model,
-                                run.cfg.eval)
+                                settings)
 
 
 def train_and_evaluate(run: Run, recipe: Recipe, subsets: dict[str, dict[str, Any]],
@@ -197,7 +204,8 @@ def run_recipe(run: Run, recipe: Recipe, out_dir: Path, rewarm: bool = False,
     Returns the handles a report needs, and the artifact table (key and whether each was computed or reused)."""
     data = load_data(run, recipe)
     feats = featurise(run, data, recipe.representations(), recipe.query, rewarm)
-    subsets = {arm.name: select(run, arm, data["pool"]["table"], feats["tables"], out_dir) for arm in recipe.arms}
+    subsets = {arm.name: select(run, arm, data["pool"]["table"], feats["tables"], out_dir, recipe.test)
+               for arm in recipe.arms}
     adapters, evals = train_and_evaluate(run, recipe, subsets, others)
     metrics = {name: fut.result() for name, fut in evals.items()}
     test_digest = file_digest(recipe.test)

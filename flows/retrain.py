@@ -21,7 +21,7 @@ from flows.runtime import deployment_task_runner, versions
 from tasks.report import artifact_key, with_inline_images
 from tasks.retrain import previous_retrain_task, record_retrain_task
 from winnow.recipe import retraining
-from winnow.report import markdown_table, plot_history, source_table
+from winnow.report import markdown_table, plot_history, scores, source_table
 
 
 @flow(name="retrain", log_prints=True, task_runner=deployment_task_runner())
@@ -51,13 +51,12 @@ def retrain(pool_table: str, query: str, test: str, out: str, settings: dict[str
     logger.info("features: %d shards computed, %d already done", features["computed"], features["skipped"])
     entry = {"line": prev["line"], "version": pool["version"], "n_rows": pool["table_rows"], "new_rows": new_rows,
              "warmup": {k: features["warmup"][k] for k in ("key", "dir")}, "adapter": res["adapters"]["new"], "budget": sub["budget"],
-             "report": str(out_dir / "report.md"), "exact_match": metrics["new"]["exact_match"],
+             "report": str(out_dir / "report.md"), "metric": metrics["new"]["metric"], "score": metrics["new"]["score"],
              "response_loss": metrics["new"]["response_loss"]}
     report = _report(pool_table, entry, last, features, sub, metrics, res["data"]["test"], history, out_dir, why_new)
     record_retrain_task(run.store_uri, pool_table, entry)
     return {"skipped": False, "new_rows": new_rows, "table_rows": pool["table_rows"], "report": report,
-            "results": {k: {"exact_match": v["exact_match"], "response_loss": v["response_loss"]}
-                        for k, v in metrics.items()},
+            "results": {k: scores(v) for k, v in metrics.items()},
             "shards": {"computed": features["computed"], "skipped": features["skipped"]}}
 
 
@@ -65,12 +64,15 @@ def _report(table: str, entry: dict[str, Any], last: dict[str, Any] | None, feat
             sub: dict[str, Any], metrics: dict[str, dict[str, Any]], test_data: dict[str, Any],
             history: list[dict[str, Any]], out_dir: Path, why_new: str = "") -> str:
     """Markdown on disk and as a keyed Prefect artifact (the same key every run, so the UI shows its history)."""
-    results = [{"model": k, "exact_match": round(v["exact_match"], 4), "response_loss": round(v["response_loss"], 4),
-                "Δ exact match vs previous": (round(v["exact_match"] - metrics["previous"]["exact_match"], 4)
-                                              if "previous" in metrics else "–")} for k, v in metrics.items()]
+    metric = entry["metric"]
+    results = [{"model": k, **scores(v), f"Δ {metric} vs previous": (round(v["score"] - metrics["previous"]["score"], 4)
+                                                                     if "previous" in metrics else "–")}
+               for k, v in metrics.items()]
     sources = source_table(sub["sources"], None, sub["pool_sources"])
     runs = [*history, {**entry, "at": time.time()}]
-    plot = plot_history([r["exact_match"] for r in runs], [r["n_rows"] for r in runs], out_dir / "history.png")
+    same = [r for r in runs if r.get("metric", "exact_match") == metric]  # a retrain line keeps its metric
+    plot = plot_history([r.get("score", r.get("exact_match")) for r in same], [r["n_rows"] for r in same], metric,
+                        out_dir / "history.png")
     md = "\n\n".join([
         f"# Winnow retrain: {table} at version {entry['version']}",
         f"{entry['new_rows']} new rows since " + (f"the retrain at version {last['version']}" if last else
@@ -83,9 +85,9 @@ def _report(table: str, entry: dict[str, Any], last: dict[str, Any] | None, feat
         f"(only shards holding new rows are computed); {features['seconds']} s.",
         "## Subset by source\n" + markdown_table(sources),
         "## History\n" + markdown_table([{"version": r["version"], "rows": r["n_rows"], "budget": r["budget"],
-                                          "exact_match": round(r["exact_match"], 4),
+                                          r.get("metric", "exact_match"): round(r.get("score", r.get("exact_match")), 4),
                                           "response_loss": round(r["response_loss"], 4)} for r in runs]),
-        f"![exact match per retrain]({Path(plot).name})",
+        f"![{metric} per retrain]({Path(plot).name})",
         f"Test set: {test_data['used']} examples ({test_data['quarantined']} quarantined). Versions: " +
         ", ".join(f"{k} {v}" for k, v in versions().items()),
     ]) + "\n"

@@ -34,3 +34,23 @@ def query_labels_task(spec: str) -> dict[str, int]:
 
     records = load_records(spec, labelled=False).records
     return {"n": len(records), "unlabelled": sum(not r.labelled for r in records)}
+
+
+@task(name="validation-split")
+def validation_split_task(test_spec: str, out_dir: str, share: float, seed: int) -> dict[str, Any]:
+    """No validation set given: carve one out of the test file by id, so a search never sees the records
+    its final number is measured on. Paths and counts travel, not records."""
+    from pathlib import Path
+
+    from winnow.data.loaders import load_records, write_jsonl
+    from winnow.data.splits import split_by_id
+    from winnow.hashing import file_digest
+
+    val, test = split_by_id(load_records(test_spec).records, share, seed)
+    out = Path(out_dir)
+    paths = {"val": out / "val.jsonl", "test": out / "test.jsonl"}
+    write_jsonl(paths["val"], [r.to_json() for r in val])
+    write_jsonl(paths["test"], [r.to_json() for r in test])
+    return {k: str(p) for k, p in paths.items()} | {"n_val": len(val), "n_test": len(test),
+                                                     "val_digest": file_digest(paths["val"]),
+                                                     "test_digest": file_digest(paths["test"])}

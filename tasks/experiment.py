@@ -9,7 +9,9 @@ import numpy as np
 from prefect import task
 
 from tasks import unexpected_only
+from tasks.selection import guard_for
 from winnow.selection.subset import write_subset
+from winnow.settings import DecontaminationSettings
 from winnow.selection.targeted import order_pool
 
 
@@ -25,5 +27,8 @@ def reference_order_task(store_uri: str, query_table: str, pool_table: str, weig
 
 
 @task(name="write-subset", retries=1, retry_condition_fn=unexpected_only)
-def write_subset_task(store_uri: str, records_table: str, rows: list[int], path: str) -> dict[str, Any]:
-    return write_subset(store_uri, records_table, rows, path)
+def write_subset_task(store_uri: str, records_table: str, rows: list[int], path: str, test_spec: str | None = None,
+                      decontaminate: DecontaminationSettings | None = None) -> dict[str, Any]:
+    """The rows as a subset file; given the test set, copies of its items are left out (listed beside it)."""
+    guard = guard_for(test_spec, decontaminate or DecontaminationSettings()) if test_spec else None
+    return write_subset(store_uri, records_table, rows, path, guard)

@@ -10,6 +10,7 @@ from typing import Any
 from prefect import task
 
 from tasks import cached_by_content, unexpected_only
+from tasks.evaluation import JUDGE_KEY_ENV
 from winnow.keys import code_version, digest
 from winnow.recipe import step_code
 from winnow.nice.pipeline import load_queries, nice_features, reward_for, sample, score
@@ -17,7 +18,6 @@ from winnow.settings import FeatureSettings, ModelSettings, NiceSettings
 from winnow.store import feature_tables, lance
 from winnow.training.checkpoints import Checkpoint
 
-JUDGE_KEY_ENV = "WINNOW_JUDGE_API_KEY"
 
 
 @task(name="nice-sample", cache_policy=cached_by_content("query_spec"), persist_result=True, retries=1, retry_condition_fn=unexpected_only,

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect import task
 
 from winnow.data.loaders import write_jsonl
-from winnow.report import plot_sources, render_report, results_table, source_table
+from winnow.report import plot_sources, render_report, results_table, scores, source_table
 
 
 def artifact_key(name: str, what: str) -> str:
@@ -41,7 +41,9 @@ def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str,
     sel, rnd = subsets.get("selected") or subsets["nice"], subsets["random"]
     sources = source_table(sel["sources"], rnd["sources"], sel["pool_sources"])
     selection = {"budget": sel["budget"], "selector": sel["selector"],
-                 "distances": {name: sub["distances"] for name, sub in subsets.items()}}
+                 "distances": {name: sub["distances"] for name, sub in subsets.items()},
+                 "decontamination": {name: sub["decontamination"] for name, sub in subsets.items()
+                                     if sub.get("decontamination")}}
     if nice is not None:
         selection["nice"] = nice
     plot = plot_sources(sources, out / "subset_sources.png")
@@ -51,7 +53,8 @@ def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str,
     (out / "report.md").write_text(md)
     (out / "settings.yaml").write_text(settings_yaml)
     write_jsonl(out / "quarantine.jsonl", [q for d in data.values() for q in d["quarantine"]])
-    summary = {k: {kk: vv for kk, vv in v.items() if kk != "predictions"} for k, v in metrics.items()}
+    summary = {k: {**scores(v), "metric": v["metric"], "split": "test", "n": v["n"], "counters": v["counters"]}
+               for k, v in metrics.items()}
     (out / "metrics.json").write_text(json.dumps({"results": summary, "budget": selection["budget"],
                                                   "selector": selection["selector"], "versions": versions,
                                                   "artifacts": artifacts or []}, indent=1))

@@ -1,17 +1,39 @@
-"""Selection task: order the pool against the query set, cut the budget, write the subset and its ordering."""
+"""Selection task: order the pool against the query set, cut the budget (leaving out copies of test items),
+write the subset and its ordering."""
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from prefect import task
 
 from tasks import unexpected_only
+from winnow.selection.decontaminate import Guard
 from winnow.selection.subset import select_subset
+from winnow.settings import DecontaminationSettings
+
+
+def guard_for(test_spec: str, settings: DecontaminationSettings, device: str = "cpu") -> Guard:
+    """The test set and the rule a subset is checked against (embeddings of each item's own text)."""
+    from winnow.data.loaders import load_records
+    from winnow.features.embeddings import embed_texts
+    from winnow.selection.decontaminate import item_text
+
+    def embed(records: list) -> np.ndarray:
+        raw = embed_texts(settings.embedder, [item_text(r) for r in records], device=device)
+        return raw / np.linalg.norm(raw, axis=1, keepdims=True).clip(min=1e-30)
+
+    return Guard(load_records(test_spec).records, n=settings.ngram, ngram_threshold=settings.ngram_threshold,
+                 cosine_threshold=settings.cosine_threshold, template_df=settings.template_df,
+                 embed=embed if settings.embedder else None, exclude=settings.enabled)
 
 
 @task(name="select", retries=1, retry_condition_fn=unexpected_only, task_run_name="select-{name}")
 def select_task(store_uri: str, query_table: str, pool_table: str, records_table: str, *, selector: str,
                 budget: int | float, seed: int, out_dir: str, name: str,
-                weights: list[float] | None = None) -> dict[str, Any]:
+                weights: list[float] | None = None, test_spec: str | None = None,
+                decontaminate: DecontaminationSettings | None = None) -> dict[str, Any]:
+    """``test_spec``: the test set the subset must not copy (checked under ``decontaminate``)."""
+    guard = guard_for(test_spec, decontaminate or DecontaminationSettings()) if test_spec else None
     return select_subset(store_uri, query_table, pool_table, selector=selector, budget=budget, seed=seed,
-                         out_dir=out_dir, name=name, records_table=records_table, weights=weights)
+                         out_dir=out_dir, name=name, records_table=records_table, weights=weights, guard=guard)

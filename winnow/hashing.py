@@ -24,3 +24,10 @@ def file_digest(*paths: str | os.PathLike[str], n: int = 16) -> str:
 def text_digest(items: Iterable[str], n: int = 16) -> str:
     """Hash of a sequence of strings (e.g. the ids of a subset, in order)."""
     return hashlib.sha256("\n".join(items).encode()).hexdigest()[:n]
+
+
+def counter_seed(seed: int, *parts: object) -> int:
+    """A 63-bit seed derived from ``seed`` and a name/counter, stable across processes and machines (random
+    projections per module, samples per prompt)."""
+    h = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).digest()
+    return int.from_bytes(h[:8], "little") & (2**63 - 1)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from winnow.budget import Budget
 from winnow.errors import ConfigError
-from winnow.nice.rewards import needs_label
+from winnow.evaluation.rewards import needs_label
 from winnow.settings import WinnowSettings
 
 

@@ -6,9 +6,13 @@ from pathlib import Path
 from typing import Any
 
 
-def results_table(metrics: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"model": name, "exact_match": round(m["exact_match"], 4), "response_loss": round(m["response_loss"], 4),
-             "n_test": m["n"]} for name, m in metrics.items()]
+def scores(m: dict[str, Any]) -> dict[str, float]:
+    """An evaluation's numbers as the report shows them: the target's metric first, response loss beside it."""
+    return {m["metric"]: round(m["score"], 4), "response_loss": round(m["response_loss"], 4)}
+
+
+def results_table(metrics: dict[str, dict[str, Any]], split: str = "test") -> list[dict[str, Any]]:
+    return [{"model": name, **scores(m), "split": split, f"n_{split}": m["n"]} for name, m in metrics.items()]
 
 
 def source_table(selected: list[str], random_: list[str] | None, pool: list[str]) -> list[dict[str, Any]]:
@@ -61,6 +65,8 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
         "\n\nd = 1 − similarity in the selection's representation; lower = closer to the target's queries.",
         "## Subset by source\n" + markdown_table(sources),
     ]
+    if selection.get("decontamination"):
+        parts.insert(3, decontamination_section(selection["decontamination"]))
     if "nice" in selection:
         n = selection["nice"]
         parts.insert(2, "## NICE rewards per query\n" + f"{n['usable']} of {len(n['queries'])} queries have a "
@@ -77,6 +83,24 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
     parts += ["## Reproduce\n```yaml\n" + settings_yaml + "```", "Versions: " +
               ", ".join(f"{k} {v}" for k, v in versions.items())]
     return "\n\n".join(parts) + "\n"
+
+
+def decontamination_section(by_subset: dict[str, dict[str, Any]], listed: int = 20) -> str:
+    """How many candidates each subset checked against the test set, how many copied a test item, and which."""
+    rows = [{"subset": k, "checked": d["checked"], "test items": d["test_items"], "contaminated": d["contaminated"],
+             "excluded": d["excluded"]} for k, d in by_subset.items()]
+    found = [{"subset": k, "example": f["id"], "nearest test item": f["ngram_test_id"] if "n-gram" in f["reason"]
+              else f["cosine_test_id"], "n-gram": f["ngram"], "cosine": f["cosine"], "reason": f["reason"]}
+             for k, d in by_subset.items() for f in d["found"]]
+    rule = next(iter(by_subset.values()))["rule"]
+    kept = any(d["contaminated"] > d["excluded"] for d in by_subset.values())
+    return ("## Decontamination against the test set\n" + markdown_table(rows) + f"\n\nA candidate is contaminated "
+            f"when {rule} with a test item (n-grams per turn, the task's template removed); "
+            + ("they were **kept** (selection.decontaminate.enabled=false). " if kept else
+               "contaminated candidates are left out and the next in the ranking takes their place. ") +
+            "Each subset's list is `<subset>_contaminated.jsonl`." +
+            ("\n\n" + markdown_table(found[:listed]) + (f"\n\n… and {len(found) - listed} more." if len(found) > listed
+                                                        else "") if found else ""))
 
 
 def _pyplot():
@@ -149,13 +173,13 @@ def plot_trials(trials: list[dict[str, Any]], names: list[str], path: str | Path
     return str(path)
 
 
-def plot_history(exact_match: list[float], rows: list[int], path: str | Path) -> str:
-    """Exact match of each retrain's adapter against the pool size it was selected from."""
+def plot_history(values: list[float], rows: list[int], metric: str, path: str | Path) -> str:
+    """The test metric of each retrain's adapter against the pool size it was selected from."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.plot(range(1, len(rows) + 1), exact_match, marker="o")
+    ax.plot(range(1, len(rows) + 1), values, marker="o")
     ax.set_xticks(range(1, len(rows) + 1), [f"{n} rows" for n in rows], fontsize=8)
-    ax.set_ylabel("exact match (test)")
+    ax.set_ylabel(f"{metric} (test)")
     ax.set_xlabel("retrain (pool size)")
     ax.set_ylim(bottom=0)
     fig.tight_layout()

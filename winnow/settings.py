@@ -10,7 +10,7 @@ import json
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from winnow.budget import Budget
 from winnow.errors import ConfigError
@@ -68,21 +68,40 @@ class FeatureSettings(_Frozen):
     projector: Literal["sjlt", "rademacher", "gaussian"] = Field(
         "sjlt", description="sparse sketch by default: ~340 vec/s vs ~0.9 for dense Rademacher on CPU")
     proj_dim: int = Field(8192, ge=8)
-    sjlt_nnz: int = Field(1, ge=1, description="signed slots per coordinate (1 = CountSketch)")
+    sjlt_nnz: int = Field(4, ge=1, description="signed slots per coordinate (1 = CountSketch); 4 measured closest to "
+                                                "a dense Rademacher map (bench/projection.json)")
     seed: int = Field(0, description="one projection seed for all checkpoints, shards and devices")
     batch_size: int = Field(0, ge=0, description="examples per backward pass; 0 = auto: 8 on CPU (batching "
                                                  "gains little on few cores), from free memory on CUDA")
     autocast_bf16: bool = Field(False, description="bf16 autocast: faster on GPUs and AMX CPUs, but gradients are "
                                                    "only 0.956-0.9996 cosine to fp32 (measured)")
+    adam_eps_placement: Literal["paper", "less_code"] = Field(
+        "paper", description="Adam feature m'/(sqrt(v')+eps) as the LESS paper; less_code = m'/sqrt(v'+eps) as its "
+                             "released code (for parity with published features)")
     shard_size: int = Field(64, ge=1, description="pool rows per cached, resumable unit of work")
     codes: Literal["fp16", "int8", "bit"] = Field("fp16", description="stored vector codes: int8 is 2x and "
                                                                       "1-bit 16x smaller than fp16 (see bench/codes.py)")
+
+
+class DecontaminationSettings(_Frozen):
+    """Before any fine-tune, candidates that copy a test item are left out (winnow.selection.decontaminate);
+    defaults measured by bench/decontamination.py: no false positive on the demo pool or on other items of
+    the test task, verbatim copies all caught."""
+
+    enabled: bool = Field(True, description="false keeps contaminated examples (the report still lists them)")
+    ngram: int = Field(5, ge=1, description="word n-gram size of the containment test")
+    ngram_threshold: float = Field(0.5, gt=0, le=1, description="share of a test item's n-grams found in a candidate")
+    cosine_threshold: float = Field(0.8, gt=0, le=1, description="embedding cosine of candidate and test item")
+    embedder: str = Field("default", description="sentence-embedding model; '' = n-grams only")
+    template_df: float = Field(0.1, gt=0, le=1, description="n-grams in more than this share of the test items are "
+                                                             "the task's template, not an item's content")
 
 
 class SelectionSettings(_Frozen):
     selector: str = Field("round_robin", description="a name or alias from winnow.selection.SELECTORS / ALIASES")
     budget: Budget = Field(0.05, description="a count (200) or a share of the pool (0.05, '5%'); 1 is one example")
     seed: int = 0
+    decontaminate: DecontaminationSettings = DecontaminationSettings()
 
     @field_validator("selector")
     @classmethod
@@ -139,15 +158,42 @@ class MixtureSettings(_Frozen):
                               "the highest influence first")
     drop_share: float = Field(0.2, ge=0, lt=1, description="influence: the lowest-influence share of each domain "
                                                            "left out before sampling (DUET: 20 %)")
-    score: Literal["exact_match", "neg_loss"] = Field("exact_match", description="what the target evaluator returns")
+    score: Literal["metric", "neg_loss"] = Field("metric", description="what a trial is judged by: eval.metric on the "
+                                                                      "validation split, or minus its response loss")
     proxy: TrainSettings = TrainSettings(epochs=2, lr=1e-3)
     feedback_timeout_s: float = Field(86400.0, gt=0, description="external feedback: how long a trial waits")
+    val_share: float = Field(0.5, gt=0, lt=1, description="without --val: the share of --test (by id) that scores "
+                                                          "the trials; the rest is the untouched test split")
     seed: int = 0
 
 
+METRIC_PATTERN = r"^(exact_match|numeric_match|token_f1|mc_accuracy|code|reward-model|judge|pass@[1-9][0-9]*|[A-Za-z_][\w.]*:\w+)$"
+
+
 class EvalSettings(_Frozen):
+    """How the test split is scored: the target's metric (see winnow.evaluation.evaluate) and response loss."""
+
+    metric: str = Field("exact_match", pattern=METRIC_PATTERN, description=(
+        "exact_match, numeric_match, token_f1 (SQuAD/TydiQA), mc_accuracy (log-likelihood over each record's "
+        "'choices'), pass@k (code: k of eval.samples pass the record's 'tests'), code, reward-model, judge, "
+        "or module:function"))
     max_new_tokens: int = Field(16, ge=1)
     batch_size: int = Field(8, ge=1)
+    samples: int = Field(10, ge=1, description="pass@k: responses sampled per problem (n >= k)")
+    temperature: float = Field(0.8, gt=0, description="pass@k sampling temperature (Codex paper: 0.8 for k > 1)")
+    top_p: float = Field(0.95, gt=0, le=1)
+    seed: int = 0
+    sandbox_timeout_s: float = Field(5.0, gt=0)
+    reward_model: str = Field("", description="reward-model metric's model dir ('' = nice.reward_model)")
+    judge_url: str = Field("", description="judge metric's endpoint ('' = nice.judge_url; off when both are empty)")
+    judge_model: str = Field("", description="'' = nice.judge_model")
+    judge_max_calls: int = Field(1000, ge=1, description="cost cap: judge calls per evaluation")
+
+    @model_validator(mode="after")
+    def _k_fits(self) -> "EvalSettings":
+        if self.metric.startswith("pass@") and int(self.metric[5:]) > self.samples:
+            raise ValueError(f"eval.metric={self.metric} needs eval.samples >= {self.metric[5:]}")
+        return self
 
 
 class WinnowSettings(_Frozen):
@@ -160,6 +206,16 @@ class WinnowSettings(_Frozen):
     eval: EvalSettings = EvalSettings()
     nice: NiceSettings = NiceSettings()
     mixture: MixtureSettings = MixtureSettings()
+
+    @model_validator(mode="after")
+    def _one_reward_config(self) -> "WinnowSettings":
+        """The reward model and judge are configured once (under ``nice``) for selecting and evaluating alike;
+        ``eval.*`` names another only when the evaluation should use a different one."""
+        fill = {k: getattr(self.nice, k) for k in ("reward_model", "judge_url", "judge_model")
+                if not getattr(self.eval, k) and getattr(self.nice, k)}
+        if fill:
+            object.__setattr__(self, "eval", self.eval.model_copy(update=fill))
+        return self
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:

@@ -105,6 +105,35 @@ def test_curate_golden_outcome(tiny) -> None:
     assert rows["selected"][1] == f"{metrics['selected']['response_loss']:.3f}"
 
 
+def test_curate_leaves_out_copies_of_test_items(tiny) -> None:
+    """Two test items planted in the pool (one verbatim under another instruction, one re-cased with its
+    punctuation changed): with every row in the budget, both arms leave them out, the report lists them, and
+    the explicit switch keeps them."""
+    pool = tiny["root"] / "contaminated-pool.jsonl"
+    planted = [{"id": "copy-verbatim", "messages": [{"role": "system", "content": "Answer yes or no."},
+                                                    {"role": "user", "content": "is 41 even?"},
+                                                    {"role": "assistant", "content": "no"}], "source": "leak", "task": "leak"},
+               {"id": "copy-recased", "prompt": "IS 44 EVEN!!", "response": "Yes.", "source": "leak", "task": "leak"}]
+    pool.write_text((GOOD / "pool.jsonl").read_text() + "".join(json.dumps(p) + "\n" for p in planted))
+    data = ["--pool", str(pool), "--query", str(GOOD / "query.jsonl"), "--test", str(GOOD / "test.jsonl")]
+    base = ["--config", str(tiny["config"]), "--model", str(tiny["model"]), "--budget", "22"]
+    out = tiny["root"] / "decontaminated"
+    proc = winnow("curate", *data, "--out", str(out), *base, home=tiny["home"])
+    assert "budget 20 examples" in proc.stdout
+    for arm in ("selected", "random"):
+        ids = {json.loads(line)["id"] for line in (out / f"{arm}.jsonl").read_text().splitlines()}
+        assert len(ids) == 20 and not ids & {"copy-verbatim", "copy-recased"}, arm
+        found = [json.loads(line) for line in (out / f"{arm}_contaminated.jsonl").read_text().splitlines()]
+        assert {f["id"] for f in found} == {"copy-verbatim", "copy-recased"}
+    report = (out / "report.md").read_text()
+    assert "## Decontamination against the test set" in report and "copy-verbatim" in report
+    kept = tiny["root"] / "kept"
+    winnow("curate", *data, "--out", str(kept), *base, "--set", "selection.decontaminate.enabled=false",
+           home=tiny["home"])
+    ids = {json.loads(line)["id"] for line in (kept / "selected.jsonl").read_text().splitlines()}
+    assert {"copy-verbatim", "copy-recased"} <= ids and "were **kept**" in (kept / "report.md").read_text()
+
+
 @pytest.mark.parametrize("budget, size", [("25%", 5), ("1", 1)])  # "0.25" parses as "25%" (tests/winnow/test_budget.py)
 def test_curate_budget_share_and_one(tiny, budget: str, size: int) -> None:
     """A share is a share of the pool; ``1`` is one example, never the whole pool."""

@@ -43,6 +43,15 @@ def test_mixture_search_end_to_end(prefect_harness, tiny_model_path, data_dir, t
 
     scores = json.loads((tmp_path / "work" / "mixture" / "t" / "influence.json").read_text())
     assert len(scores) == 20 and all(isinstance(v, float) for v in scores.values())  # every pool example
+    # The search saw only the validation half of the test file; the chosen mixture (and the two fixed before
+    # the search) are scored once on the other half, and the report says which split is which.
+    splits = tmp_path / "work" / "mixture" / "t" / "splits"
+    val_ids = {json.loads(line).get("id") or line for line in (splits / "val.jsonl").read_text().splitlines()}
+    test_ids = {json.loads(line).get("id") or line for line in (splits / "test.jsonl").read_text().splitlines()}
+    assert val_ids and test_ids and not val_ids & test_ids
+    assert res["best_score_split"] == "validation" and set(res["test"]) == {"chosen", "uniform", "taskpgm"}
+    report = (tmp_path / "mix" / "mixture.md").read_text()
+    assert "## Trials (validation split)" in report and "## Test split" in report
     # Re-running resumes the study: the five trials are complete, nothing is added or repeated.
     res2 = mixture.with_options(task_runner=_runner())(**kw)
     assert [t["trial"] for t in res2["trials"]] == [0, 1, 2, 3, 4]

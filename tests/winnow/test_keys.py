@@ -41,7 +41,7 @@ def test_closure_follows_imports_inside_the_package() -> None:
 def test_an_edit_changes_the_key_of_what_uses_it_only(package_copy) -> None:
     features, warmup, evaluation = ("winnow.features.shards",), ("winnow.training.runs",), ("winnow.evaluation.evaluate",)
     before = {k: keys.code_version(*k) for k in (features, warmup, evaluation)}
-    _edit(package_copy / "winnow" / "features" / "projection.py")
+    _edit(package_copy / "winnow" / "features" / "per_example.py")
     after = {k: keys.code_version(*k) for k in (features, warmup, evaluation)}
     assert after[features] != before[features]
     assert after[warmup] == before[warmup] and after[evaluation] == before[evaluation]

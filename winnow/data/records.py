@@ -21,6 +21,7 @@ class Record:
     source: str
     task: str
     tests: str | None = None  # optional code run after a response by the code reward (never in-process)
+    choices: tuple[str, ...] | None = None  # multiple choice: the response is one of these (mc_accuracy)
 
     @property
     def response(self) -> str:
@@ -36,7 +37,11 @@ class Record:
 
     def to_json(self) -> dict[str, Any]:
         out = {"id": self.id, "messages": self.as_chat(), "source": self.source, "task": self.task}
-        return {**out, "tests": self.tests} if self.tests else out
+        if self.tests:
+            out["tests"] = self.tests
+        if self.choices:
+            out["choices"] = list(self.choices)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +128,10 @@ def parse_record(obj: Any, *, default_source: str = "", default_task: str = "", 
         if not any(c.strip() for _, c in turns[:-1]):  # a system-only instruction is a valid prompt
             raise RecordError("messages", "empty prompt (no non-empty turn before the response)")
     else:
-        prompt, response = _text(obj, "prompt"), _text(obj, "response", required=labelled)
+        choices = _choices(obj)
+        answered = choices is not None and obj.get("answer") is not None and obj.get("response") is None
+        prompt = _text(obj, "prompt")
+        response = _choice_answer(obj["answer"], choices) if answered else _text(obj, "response", required=labelled)
         assert prompt is not None
         response = response or ""
         if not prompt.strip():
@@ -142,7 +150,36 @@ def parse_record(obj: Any, *, default_source: str = "", default_task: str = "", 
     else:
         raise RecordError("id", f"must be a non-empty string or integer, got {rid!r}")
     tests = _text(obj, "tests", required=False)
-    return Record(id=rid, messages=messages, source=source, task=task, tests=tests)
+    choices = _choices(obj)
+    if choices is not None and messages[-1][1] and messages[-1][1] not in choices:
+        raise RecordError("choices", "the response is not one of the choices")
+    return Record(id=rid, messages=messages, source=source, task=task, tests=tests, choices=choices)
+
+
+def _choices(obj: dict[str, Any]) -> tuple[str, ...] | None:
+    """A multiple-choice record's options: two or more distinct strings."""
+    raw = obj.get("choices")
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or len(raw) < 2 or not all(isinstance(c, str) and c.strip() for c in raw):
+        raise RecordError("choices", "must be a list of two or more non-empty strings")
+    if len(set(raw)) != len(raw):
+        raise RecordError("choices", "has a repeated choice")
+    return tuple(raw)
+
+
+def _choice_answer(answer: Any, choices: tuple[str, ...]) -> str:
+    """The gold choice named by ``answer``: an index (MMLU's 0..3), a letter (A, B, ...) or the choice's text."""
+    if isinstance(answer, int) and not isinstance(answer, bool) and 0 <= answer < len(choices):
+        return choices[answer]
+    if isinstance(answer, str):
+        if answer in choices:
+            return answer
+        letter = answer.strip().strip("()").upper()
+        if len(letter) == 1 and 0 <= ord(letter) - ord("A") < len(choices):
+            return choices[ord(letter) - ord("A")]
+    raise RecordError("answer", f"must be an index, a letter or the text of one of the {len(choices)} choices, "
+                                f"got {answer!r}")
 
 
 def dedupe(result: LoadResult) -> LoadResult:

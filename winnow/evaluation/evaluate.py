@@ -1,68 +1,122 @@
-"""Evaluate a model (base or with an adapter) on a test set: greedy exact match and response loss."""
+"""Evaluate a model (base or with an adapter) on a test set with the target's metric, and response loss beside it.
+
+The metric is a plug-in chosen per target (``eval.metric``):
+- generation metrics score the greedy response with a reward of ``winnow.evaluation.rewards`` (exact match,
+  numeric match, token F1, code, reward model, judge, a user's ``module:function``);
+- ``pass@k`` samples ``eval.samples`` responses per problem, runs each with the problem's ``tests`` in the
+  sandbox and reports the unbiased pass@k;
+- ``mc_accuracy`` picks the choice (of the record's ``choices``) with the highest summed log-likelihood as the
+  response, as lm-evaluation-harness's ``acc`` does for MMLU / BBH, with no generation at all.
+Response loss (mean NLL of the gold response) is always measured: it needs no metric and moves first.
+"""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from winnow.data.formatting import collate, encode, per_example_loss, prompt_text
+from winnow.data.formatting import collate, encode, per_example_loss
 from winnow.data.records import Record
-from winnow.evaluation.metrics import exact_match
+from winnow.errors import ConfigError
+from winnow.evaluation.generation import generate, sample_responses
+from winnow.evaluation.metrics import pass_at_k
+from winnow.evaluation.rewards import JudgeSettings, Reward, make_reward
+from winnow.evaluation.sandbox import SandboxLimits
 from winnow.settings import EvalSettings, ModelSettings
 
-
-@torch.no_grad()
-def generate(model: Any, tokenizer: Any, records: list[Record], *, max_new_tokens: int, batch_size: int,
-             max_length: int, progress: bool = True) -> list[str]:
-    """Greedy responses, batched with left padding (prompts cut from the left to ``max_length``)."""
-    device = next(model.parameters()).device
-    out: list[str] = []
-    for s in tqdm(range(0, len(records), batch_size), desc="generating", unit="batch", disable=not progress):
-        prompts = [tokenizer(prompt_text(tokenizer, r), add_special_tokens=False)["input_ids"][-max_length:]
-                   for r in records[s:s + batch_size]]
-        T = max(map(len, prompts))
-        ids = torch.full((len(prompts), T), tokenizer.pad_token_id, dtype=torch.long)
-        attn = torch.zeros_like(ids)
-        for i, p in enumerate(prompts):
-            ids[i, T - len(p):], attn[i, T - len(p):] = torch.tensor(p), 1
-        gen = model.generate(input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=False,
-                             max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                             eos_token_id=tokenizer.eos_token_id)
-        out += tokenizer.batch_decode(gen[:, T:], skip_special_tokens=True)
-    return out
+_PASS_AT = re.compile(r"^pass@(\d+)$")
 
 
 @torch.no_grad()
-def response_losses(model: Any, tokenizer: Any, records: list[Record], *, batch_size: int, max_length: int) -> np.ndarray:
+def response_losses(model: Any, tokenizer: Any, records: list[Record], *, batch_size: int, max_length: int,
+                    open_ended: bool = False, summed: bool = False) -> np.ndarray:
+    """Per record, the mean (or, ``summed``, the total) NLL of its response tokens given its prompt."""
     device = next(model.parameters()).device
-    enc = [encode(tokenizer, r, max_length) for r in records]
+    enc = [encode(tokenizer, r, max_length, open_ended=open_ended) for r in records]
     losses = []
     for s in range(0, len(enc), batch_size):
         batch = {k: v.to(device) for k, v in collate(enc[s:s + batch_size], tokenizer.pad_token_id).items()}
-        losses.append(per_example_loss(model, batch).float().cpu().numpy())
-    return np.concatenate(losses)
+        loss = per_example_loss(model, batch).float().cpu().numpy()
+        if summed:
+            loss = loss * np.array([e.n_response_tokens for e in enc[s:s + batch_size]])
+        losses.append(loss)
+    return np.concatenate(losses) if losses else np.zeros(0)
+
+
+def multiple_choice(model: Any, tokenizer: Any, records: list[Record], *, batch_size: int,
+                    max_length: int) -> list[int]:
+    """Index of the most likely choice of each record: the continuation with the highest summed log-likelihood,
+    scored open-ended (no end-of-turn token), as lm-evaluation-harness scores a multiple-choice task."""
+    flat = []
+    for r in records:
+        if not r.choices:
+            raise ConfigError(f"eval.metric=mc_accuracy: test record {r.id!r} has no 'choices'")
+        flat += [Record(f"{r.id}#{i}", (*r.messages[:-1], ("assistant", c)), r.source, r.task)
+                 for i, c in enumerate(r.choices)]
+    nll = response_losses(model, tokenizer, flat, batch_size=batch_size, max_length=max_length, open_ended=True,
+                          summed=True)
+    out, at = [], 0
+    for r in records:
+        out.append(int(np.argmin(nll[at:at + len(r.choices)])))  # ties: the first choice
+        at += len(r.choices)
+    return out
+
+
+def metric_reward(settings: EvalSettings, *, judge_api_key: str = "", device: str = "cpu") -> Reward | None:
+    """The reward that scores one response under ``eval.metric`` (None for mc_accuracy, which reads no response)."""
+    if settings.metric == "mc_accuracy":
+        return None
+    limits = SandboxLimits(timeout_s=settings.sandbox_timeout_s)
+    name = "code" if _PASS_AT.match(settings.metric) else settings.metric
+    judge = JudgeSettings(settings.judge_url, settings.judge_model, api_key=judge_api_key,
+                          max_calls=settings.judge_max_calls) if settings.judge_url else None
+    try:
+        return make_reward(name, limits=limits, reward_model=settings.reward_model, judge=judge, device=device)
+    except ConfigError as e:
+        raise ConfigError(str(e).replace("nice.", "eval.", 1)) from None
 
 
 def evaluate(model: Any, tokenizer: Any, records: list[Record], settings: EvalSettings, *, max_length: int,
-             progress: bool = True) -> dict[str, Any]:
-    """Exact match of greedy answers against each record's response, and mean response NLL."""
+             reward: Reward | None = None, progress: bool = True) -> dict[str, Any]:
+    """``settings.metric`` of the model's answers against each record (mean and per example), and mean response NLL."""
     model.eval()
-    preds = generate(model, tokenizer, records, max_new_tokens=settings.max_new_tokens,
-                     batch_size=settings.batch_size, max_length=max_length, progress=progress)
-    hits = [exact_match(p, r.response) for p, r in zip(preds, records)]
+    metric = settings.metric
+    reward = reward if reward is not None else metric_reward(settings)
+    extra: list[dict[str, Any]] = [{} for _ in records]
+    if metric == "mc_accuracy":
+        picks = multiple_choice(model, tokenizer, records, batch_size=settings.batch_size, max_length=max_length)
+        preds = [r.choices[i] for r, i in zip(records, picks)]
+        scores = [float(r.choices[i] == r.response) for r, i in zip(records, picks)]
+    elif m := _PASS_AT.match(metric):
+        k = int(m.group(1))
+        samples = sample_responses(model, tokenizer, records, samples=settings.samples, temperature=settings.temperature,
+                                   top_p=settings.top_p, top_k=0, max_new_tokens=settings.max_new_tokens,
+                                   seed=settings.seed, max_length=max_length, stream="eval-sample", progress=progress)
+        preds, scores = [], []
+        for i, (rec, got) in enumerate(zip(records, samples)):
+            passed = sum(reward(rec, s["text"]) > 0.5 for s in got)
+            preds.append(got[0]["text"])
+            scores.append(pass_at_k(len(got), passed, k))
+            extra[i] = {"passed": passed, "samples": len(got)}
+    else:
+        preds = generate(model, tokenizer, records, max_new_tokens=settings.max_new_tokens,
+                         batch_size=settings.batch_size, max_length=max_length, progress=progress)
+        scores = [reward(r, p) for p, r in zip(preds, records)]
     losses = response_losses(model, tokenizer, records, batch_size=settings.batch_size, max_length=max_length)
-    return {"n": len(records), "exact_match": float(np.mean(hits)), "response_loss": float(losses.mean()),
-            "predictions": [{"id": r.id, "prediction": p, "gold": r.response, "hit": h, "loss": float(l)}
-                            for r, p, h, l in zip(records, preds, hits, losses)]}
+    return {"n": len(records), "metric": metric, "score": float(np.mean(scores)) if scores else float("nan"),
+            "response_loss": float(losses.mean()) if len(losses) else float("nan"),
+            "counters": dict(reward.counters) if reward is not None else {},
+            "predictions": [{"id": r.id, "prediction": p, "gold": r.response, "score": float(s), "loss": float(l), **x}
+                            for r, p, s, l, x in zip(records, preds, scores, losses, extra)]}
 
 
 def evaluate_adapter(model_path: str, adapter_dir: str | None, test_spec: str, *, model: ModelSettings,
-                     settings: EvalSettings, progress: bool = True) -> dict[str, Any]:
+                     settings: EvalSettings, judge_api_key: str = "", progress: bool = True) -> dict[str, Any]:
     """Evaluate the base model (``adapter_dir=None``) or a fresh base plus a saved adapter."""
     from winnow.data.loaders import load_records
-    from winnow.models.loading import load_model, load_tokenizer, set_threads
+    from winnow.models.loading import load_model, load_tokenizer, resolve_device, set_threads
     from winnow.models.lora import load_adapter
 
     set_threads(model.num_threads)
@@ -71,4 +125,5 @@ def evaluate_adapter(model_path: str, adapter_dir: str | None, test_spec: str, *
     if adapter_dir is not None:
         net = load_adapter(net, adapter_dir)
     records = load_records(test_spec).records
-    return evaluate(net, tok, records, settings, max_length=model.max_length, progress=progress)
+    reward = metric_reward(settings, judge_api_key=judge_api_key, device=str(resolve_device(model.device)))
+    return evaluate(net, tok, records, settings, max_length=model.max_length, reward=reward, progress=progress)

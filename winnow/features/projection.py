@@ -5,26 +5,23 @@ gives the same projection on any worker, machine or device (CPU and CUDA RNGs gi
 the sum of per-module sketches equals one sketch of the concatenated gradient.
 
 - ``sjlt`` (default): each coordinate is hashed to ``nnz`` signed output slots scaled by 1/sqrt(nnz)
-  (``nnz = 1`` is CountSketch). Measured here: ~340 vectors/s for 0.9M dims -> 8192 on one CPU thread.
+  (``nnz = 1`` is CountSketch). The default nnz = 4 is measured (bench/projection.py, d = 8192): worst-case
+  cosine error 1.03× a dense Rademacher map's on heavy-tailed vectors and 1.3× on real LESS gradients, where
+  CountSketch was 2.7× and 1.8×; it projects 32 real gradients (0.92M dims) in 0.16 s against dense's 49 s.
 - ``rademacher`` / ``gaussian``: dense maps for parity with published LESS features, generated block by
   block on the fly (fast on a GPU, ~1 vector/s on a CPU core: RNG-bound).
 All keep inner products within the Johnson–Lindenstrauss bound; projected vectors are then L2-normalised.
 """
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 
 import torch
 
+from winnow.hashing import counter_seed
+
 DENSE_BLOCK = 4096  # rows of the dense map generated at once: (4096 × d) fp32 = 128 MB at d = 8192
-
-
-def counter_seed(seed: int, *parts: object) -> int:
-    """A 63-bit seed derived from ``seed`` and a name/counter, stable across processes and machines."""
-    h = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).digest()
-    return int.from_bytes(h[:8], "little") & (2**63 - 1)
 
 
 @dataclass

@@ -73,6 +73,7 @@ def feature_provenance(job: FeatureJob, tokenizer: Any | None) -> dict[str, Any]
             "projector": job.features.projector, "proj_dim": job.features.proj_dim,
             "sjlt_nnz": job.features.sjlt_nnz, "proj_seed": job.features.seed, "codes": job.features.codes,
             "adam": [[*c.betas, c.eps] for c in job.checkpoints],  # read from the warm-up's own log
+            "adam_eps_placement": job.features.adam_eps_placement,
             "autocast_bf16": job.features.autocast_bf16}
 
 
@@ -113,6 +114,7 @@ def featurize_range(job: FeatureJob, start: int, end: int, *, progress: bool = T
                         model, encoded, modules, projector, pad_id=tok.pad_token_id,
                         batch_size=job.features.batch_size, moments=moments,
                         betas=checkpoint.betas, eps=checkpoint.eps,
+                        eps_inside=job.features.adam_eps_placement == "less_code",
                         progress=progress, autocast_bf16=job.features.autocast_bf16)
             feature_tables.write_features(db, job.feature_table, records=records, row_idx=list(range(start, end)),
                                  checkpoint=ck, vectors=vecs, norms=norms, n_tokens=n_tokens)

@@ -16,9 +16,9 @@ from winnow.features.projection import Projector
 from winnow.models.loading import load_model, load_tokenizer, set_threads
 from winnow.models.lora import load_adapter
 from winnow.nice.policy_gradient import policy_gradient_directions
-from winnow.nice.rewards import JudgeSettings, Reward, make_reward, needs_label
-from winnow.nice.sampling import sample_responses
-from winnow.nice.sandbox import SandboxLimits
+from winnow.evaluation.generation import sample_responses
+from winnow.evaluation.rewards import JudgeSettings, Reward, make_reward, needs_label
+from winnow.evaluation.sandbox import SandboxLimits
 from winnow.settings import FeatureSettings, ModelSettings, NiceSettings
 from winnow.store import feature_tables, lance
 from winnow.training.checkpoints import Checkpoint
@@ -42,7 +42,9 @@ def sample(model_path: str, checkpoint: Checkpoint, records: list[Record], nice:
     tok = load_tokenizer(model_path, trust_remote_code=model.trust_remote_code)
     net = load_adapter(load_model(model_path, device=model.device, dtype=model.dtype,
                                   trust_remote_code=model.trust_remote_code), checkpoint.adapter_dir)
-    return sample_responses(net, tok, records, nice, max_length=model.max_length, progress=progress)
+    return sample_responses(net, tok, records, samples=nice.samples, temperature=nice.temperature, top_p=nice.top_p,
+                            top_k=nice.top_k, max_new_tokens=nice.max_new_tokens, seed=nice.seed,
+                            max_length=model.max_length, progress=progress)
 
 
 def load_queries(spec: str, metric: str) -> list[Record]:

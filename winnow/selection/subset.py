@@ -5,9 +5,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from winnow.data.loaders import write_jsonl
 from winnow.hashing import text_digest
 from winnow.selection import resolve_budget
+from winnow.selection.decontaminate import Guard, guarded_prefix
 from winnow.selection.distance import subset_distances
 from winnow.selection.targeted import canonical_selector, order_pool, save_ordering
 from winnow.store import lance, record_tables
@@ -15,11 +18,13 @@ from winnow.store import lance, record_tables
 
 def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector: str, budget: int | float, seed: int,
                   out_dir: str | Path, name: str, records_table: str | None = None,
-                  weights: list[float] | None = None) -> dict[str, Any]:
+                  weights: list[float] | None = None, guard: Guard | None = None) -> dict[str, Any]:
     """Writes ``<name>.jsonl`` (the subset) and ``<name>_ordering.parquet`` (the full ranking) to ``out_dir``.
 
     Returns sizes, examples per source (subset and pool), its distance to the query set and a content digest (cache key for
-    the fine-tune), never the vectors. ``records_table`` defaults to the one the pool features were made from."""
+    the fine-tune), never the vectors. ``records_table`` defaults to the one the pool features were made from.
+    With a ``guard``, the subset is the first ``k`` of the ordering that copy no test item (the others are
+    listed in ``<name>_contaminated.jsonl`` and the result's ``decontamination``)."""
     selector = canonical_selector(selector)
     db = lance.connect(store_uri)
     records_table = records_table or lance.provenance_of(db, pool_table)["records"]
@@ -28,21 +33,41 @@ def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector
     out = Path(out_dir)
     save_ordering(out / f"{name}_ordering.parquet", ordering, pool,
                   {"query_table": query_table, "pool_table": pool_table, "weights": weights, "seed": seed})
-    chosen_idx = ordering.prefix(k)
+    if guard is None:
+        chosen_idx = ordering.prefix(k)
+        records = record_tables.records_at(db, records_table, pool.row_idx[chosen_idx])
+        decontamination, top = None, ordering.scores[:k]
+    else:
+        ordering.prefix(k)  # the budget fits the ordering
+        chosen_idx, records, decontamination = guarded_prefix(
+            ordering.indices, k, lambda idx: record_tables.records_at(db, records_table, pool.row_idx[idx]), guard)
+        write_jsonl(out / f"{name}_contaminated.jsonl", decontamination["found"])
+        position = {int(i): p for p, i in enumerate(ordering.indices)}
+        k, top = len(chosen_idx), ordering.scores[[position[int(i)] for i in chosen_idx]]
     chosen = [pool.ids[i] for i in chosen_idx]
-    records = record_tables.records_at(db, records_table, pool.row_idx[chosen_idx])
     write_jsonl(out / f"{name}.jsonl", [r.to_json() for r in records])
-    return {"name": name, "selector": selector, "budget": k, "pool_size": len(pool.ids),
+    return {"name": name, "selector": selector, "budget": k, "pool_size": len(pool.ids), "decontamination": decontamination,
             "path": str(out / f"{name}.jsonl"), "digest": text_digest(chosen),
             "sources": dict(Counter(r.source for r in records)), "pool_sources": dict(Counter(pool.sources)),
-            "distances": subset_distances(S, chosen_idx), "top_scores": [float(s) for s in ordering.scores[:k]]}
+            "distances": subset_distances(S, chosen_idx), "top_scores": [float(s) for s in top]}
 
 
-def write_subset(store_uri: str, records_table: str, row_idx: list[int], path: str | Path) -> dict[str, Any]:
+def write_subset(store_uri: str, records_table: str, row_idx: list[int], path: str | Path,
+                 guard: Guard | None = None) -> dict[str, Any]:
     """A subset given by rows (the experiment's full-data and distance-quantile cells), read by row and written
-    the same way ``select_subset`` writes its subsets."""
-    records = record_tables.records_at(lance.connect(store_uri), records_table, row_idx)
+    the same way ``select_subset`` writes its subsets; with a ``guard``, copies of test items are left out."""
+    db = lance.connect(store_uri)
+    rows = np.asarray(row_idx, dtype=np.int64)
+    decontamination, excluded = None, []
+    if guard is None:
+        records = record_tables.records_at(db, records_table, rows)
+    else:
+        kept, records, decontamination = guarded_prefix(rows, len(rows),
+                                                        lambda r: record_tables.records_at(db, records_table, r), guard)
+        excluded = sorted(set(rows.tolist()) - set(kept.tolist()))
+        write_jsonl(Path(path).with_name(Path(path).stem + "_contaminated.jsonl"), decontamination["found"])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(path, [r.to_json() for r in records])
     return {"path": str(path), "digest": text_digest([r.id for r in records]), "size": len(records),
-            "sources": dict(Counter(r.source for r in records))}
+            "excluded_rows": excluded, "sources": dict(Counter(r.source for r in records)),
+            "decontamination": decontamination}

@@ -54,3 +54,19 @@ def test_bad_config_names_the_field(tmp_path) -> None:
     with pytest.raises(ConfigError) as e:
         load_experiment(str(p))
     assert "targets" in str(e.value) and "selectors" in str(e.value)
+
+
+def test_full_config_is_less_recipe() -> None:
+    """configs/experiment-full.yaml loads, and its settings are LESS's (rank, alpha, lr, effective batch, epochs)."""
+    from pathlib import Path
+
+    from winnow.experiment.grid import load_experiment
+    from winnow.settings import build_settings
+
+    exp = load_experiment(str(Path(__file__).parents[3] / "configs" / "experiment-full.yaml"))
+    s = build_settings(None, list(exp.overrides))
+    for lora, train in ((s.warmup.lora, s.warmup.train), (s.finetune_lora, s.finetune)):
+        assert (lora.r, lora.alpha, lora.dropout) == (128, 512, 0.1)
+        assert (train.lr, train.epochs, train.warmup_ratio, train.batch_size * train.grad_accum) == (2e-5, 4, 0.03, 128)
+    assert (s.warmup.fraction, s.features.projector, s.features.proj_dim) == (0.05, "rademacher", 8192)
+    assert [t.metric for t in exp.targets] == ["mc_accuracy", "exact_match", "token_f1"]

@@ -75,3 +75,17 @@ def test_batch_size_from_memory_arithmetic() -> None:
     assert batch_size_from_memory(10 * 2**30, 100 * 2**20) == 71  # 0.7 × 10 GiB / 100 MiB
     assert batch_size_from_memory(2**20, 2**30) == 1 and batch_size_from_memory(2**40, 1) == 256
     assert auto_batch_size(torch.nn.Linear(2, 2), [], {}, 0) == CPU_BATCH  # CPU: a fixed small batch
+
+
+def test_eps_placement_of_the_released_less_code_differs_where_v_is_tiny() -> None:
+    # v' = 1e-15 (a parameter that barely moved): paper m'/(sqrt(v')+eps) = 1e-7/(3.2e-8 + 1e-8) ~ 2.4;
+    # LESS code m'/sqrt(v'+eps) = 1e-7/sqrt(1e-8 + 1e-15) ~ 0.001; for a large v' the two agree.
+    g = torch.tensor([[1e-6, 1.0]])
+    m, v = torch.zeros(2), torch.zeros(2)
+    paper = adam_precondition(g, m, v, 0.9, 0.999, 1e-8)
+    code = adam_precondition(g, m, v, 0.9, 0.999, 1e-8, eps_inside=True)
+    v2, m2 = 0.001 * 1e-12, 0.1 * 1e-6
+    assert float(paper[0, 0]) == pytest.approx(m2 / (v2 ** 0.5 + 1e-8), rel=1e-4)  # float32 arithmetic
+    assert float(code[0, 0]) == pytest.approx(m2 / (v2 + 1e-8) ** 0.5, rel=1e-4)
+    assert float(paper[0, 0]) > 50 * float(code[0, 0])
+    assert float(paper[0, 1]) == pytest.approx(float(code[0, 1]), rel=1e-4)

@@ -94,12 +94,11 @@ def test_a_pool_copy_of_a_penalised_sample_ranks_last(tiny_model_path: str) -> N
 
 
 def test_samples_cut_at_the_limit_are_marked_truncated(tiny_model_path: str) -> None:
-    from winnow.nice.sampling import sample_responses
-    from winnow.settings import NiceSettings
+    from winnow.evaluation.generation import sample_responses
 
     tok, model, query = _policy(tiny_model_path)
-    short = sample_responses(model, tok, [query], NiceSettings(samples=6, max_new_tokens=1), max_length=64,
-                             progress=False)[0]
+    short = sample_responses(model, tok, [query], samples=6, temperature=1.2, top_p=0.95, top_k=50, max_new_tokens=1,
+                             seed=0, max_length=64, progress=False)[0]
     assert len(short) == 6 and all(set(s) == {"text", "truncated"} for s in short)
     # One new token: a sample is complete only if that token ended the turn (then its text is empty).
     assert all(s["truncated"] == (s["text"] != "") for s in short)

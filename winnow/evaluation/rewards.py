@@ -1,6 +1,6 @@
-"""Rewards for NICE: one small interface, ``reward(record, response) -> float``.
+"""Rewards, NICE's targets and the evaluation's generation metrics alike: ``reward(record, response) -> float``.
 
-- ``exact_match`` / ``numeric_match``: against the record's gold response (needs a label);
+- ``exact_match`` / ``numeric_match`` / ``token_f1``: against the record's gold response (needs a label);
 - ``code``: the response, then the record's ``tests`` (asserts), run in the sandbox: 1 if they pass;
 - ``reward-model``: a local Hugging Face sequence-classification model directory scores prompt + response;
 - ``module:function``: a user function ``fn(prompt, response) -> float`` (label-free: it is never handed the
@@ -11,28 +11,16 @@ Label-free rewards (code, reward model, user function, judge) never read the gol
 from __future__ import annotations
 
 import importlib
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from winnow.data.records import Record
 from winnow.errors import ConfigError
-from winnow.evaluation.metrics import exact_match
-from winnow.nice.sandbox import SandboxLimits, run_python
+from winnow.evaluation.metrics import NUMBER, exact_match, numeric_match, token_f1
+from winnow.evaluation.sandbox import SandboxLimits, run_python
 
 RewardFn = Callable[[Record, str], float]
-# A number as graders read one: thousands separators only in groups of three ("1,234"), a decimal part only
-# with digits after the point (so the period that ends "= 102." is not part of it).
-_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[eE]-?\d+)?")
-
-
-def final_number(text: str) -> float | None:
-    """The number a GSM8K-style grader reads: the one after a ``####`` marker if there is one, else the last
-    number of the text ("To add 61 and 41 ... = 102." -> 102.0). None when the text has no number."""
-    marked = text.rsplit("####", 1)[1] if "####" in text else text
-    found = _NUMBER.findall(marked) or _NUMBER.findall(text)
-    return float(found[-1].replace(",", "")) if found else None
 
 
 @dataclass
@@ -50,13 +38,12 @@ def _exact(record: Record, response: str) -> float:
     return 1.0 if exact_match(response, record.response) else 0.0
 
 
-def _numeric(record: Record, response: str, tol: float = 1e-6) -> float:
-    """1 when the response's final number equals the gold answer's (a sample cut before its result is scored
-    as what it says: its last number)."""
-    got, want = final_number(response), final_number(record.response)
-    if got is None or want is None:
-        return 0.0
-    return 1.0 if math.isclose(got, want, rel_tol=tol, abs_tol=tol) else 0.0
+def _numeric(record: Record, response: str) -> float:
+    return 1.0 if numeric_match(response, record.response) else 0.0
+
+
+def _f1(record: Record, response: str) -> float:
+    return token_f1(response, record.response)
 
 
 def _code(limits: SandboxLimits) -> RewardFn:
@@ -151,7 +138,7 @@ def _judge(cfg: JudgeSettings, counters: dict[str, int]) -> RewardFn:
             r = httpx.post(cfg.url.rstrip("/") + "/chat/completions", json=body, headers=headers,
                            timeout=cfg.timeout_s)
             r.raise_for_status()
-            m = _NUMBER.search(r.json()["choices"][0]["message"]["content"] or "")
+            m = NUMBER.search(r.json()["choices"][0]["message"]["content"] or "")
         except httpx.TimeoutException:
             counters["timeouts"] += 1
             return 0.0
@@ -165,7 +152,7 @@ def _judge(cfg: JudgeSettings, counters: dict[str, int]) -> RewardFn:
     return fn
 
 
-LABELLED_METRICS = ("exact_match", "numeric_match")  # compare with the gold response
+LABELLED_METRICS = ("exact_match", "numeric_match", "token_f1")  # compare with the gold response
 
 
 def needs_label(metric: str) -> bool:
@@ -185,6 +172,8 @@ def make_reward(metric: str, *, limits: SandboxLimits = SandboxLimits(), reward_
         return Reward(metric, _exact, True)
     if metric == "numeric_match":
         return Reward(metric, _numeric, True)
+    if metric == "token_f1":
+        return Reward(metric, _f1, True)
     if metric == "code":
         return Reward(metric, _code(limits), False)
     if metric == "reward-model":
@@ -199,5 +188,5 @@ def make_reward(metric: str, *, limits: SandboxLimits = SandboxLimits(), reward_
     if ":" in metric:
         fn, needs_label = _user_function(metric)
         return Reward(metric, fn, needs_label)
-    raise ConfigError(f"nice.metric: unknown metric {metric!r} (exact_match, numeric_match, code, reward-model, "
+    raise ConfigError(f"nice.metric: unknown metric {metric!r} (exact_match, numeric_match, token_f1, code, reward-model, "
                       "judge, or module:function)")

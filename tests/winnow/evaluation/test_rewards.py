@@ -11,7 +11,7 @@ import pytest
 
 from winnow.data.records import parse_record
 from winnow.errors import ConfigError
-from winnow.nice.rewards import JudgeSettings, make_reward
+from winnow.evaluation.rewards import JudgeSettings, make_reward
 
 
 def _rec(response: str = "Paris", **kw):
@@ -129,7 +129,7 @@ def test_judge_counts_refusals_and_timeouts_and_sends_its_key() -> None:
 
 
 def test_the_judge_cap_holds_for_the_whole_run() -> None:
-    from winnow.nice.rewards import split_calls
+    from winnow.evaluation.rewards import split_calls
 
     assert split_calls(1000, 8) == 125 and 8 * split_calls(1001, 8) <= 1001
     with pytest.raises(ConfigError, match="cannot cover 8 reward tasks"):
@@ -154,7 +154,7 @@ def test_reward_model_scores_prompt_and_response(tiny_model_path, tmp_path) -> N
 
 
 def test_which_metrics_need_a_label() -> None:
-    from winnow.nice.rewards import needs_label
+    from winnow.evaluation.rewards import needs_label
 
     assert needs_label("exact_match") and needs_label("numeric_match")
     assert not needs_label("code") and not needs_label("reward-model") and not needs_label("judge")

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from winnow.nice.sandbox import SandboxLimits, run_python
+from winnow.evaluation.sandbox import SandboxLimits, run_python
 
 pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
 

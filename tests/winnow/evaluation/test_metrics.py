@@ -1,0 +1,102 @@
+"""The evaluation's metrics against values computed by hand, and each metric end to end on the tiny model."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from winnow.data.formatting import encode
+from winnow.data.records import Record, parse_record
+from winnow.errors import ConfigError
+from winnow.evaluation.evaluate import evaluate, multiple_choice
+from winnow.evaluation.metrics import pass_at_k, squad_normalize, token_f1
+from winnow.settings import EvalSettings
+
+
+@pytest.mark.parametrize("pred, gold, f1", [
+    ("the Eiffel Tower", "Eiffel Tower in Paris", 2 / 3),  # P = 2/2, R = 2/4 (articles dropped)
+    ("Paris, France.", "paris", 2 / 3),                     # P = 1/2, R = 1/1
+    ("an apple", "The apple!", 1.0), ("Lyon", "Paris", 0.0), ("", "", 1.0), ("the", "Paris", 0.0),
+    ("cat cat dog", "cat dog dog", 2 / 3),                  # bag overlap: min counts 1 + 1 = 2 of 3 each
+])
+def test_token_f1_by_hand(pred: str, gold: str, f1: float) -> None:
+    assert token_f1(pred, gold) == pytest.approx(f1)
+
+
+def test_squad_normalisation() -> None:
+    assert squad_normalize("  The  Quick, brown fox!! ") == "quick brown fox"
+
+
+@pytest.mark.parametrize("n, c, k, want", [
+    (10, 1, 1, 0.1), (5, 2, 2, 1 - 3 / 10), (5, 0, 3, 0.0), (4, 3, 2, 1.0), (20, 4, 10, 1 - 8008 / 184756)])
+def test_pass_at_k_is_the_unbiased_estimator(n: int, c: int, k: int, want: float) -> None:
+    # 1 - C(n-c, k) / C(n, k): C(3, 2) = 3, C(5, 2) = 10; C(16, 10) = 8008, C(20, 10) = 184756
+    assert pass_at_k(n, c, k) == pytest.approx(want)
+
+
+def test_pass_at_k_needs_enough_samples() -> None:
+    with pytest.raises(ValueError):
+        pass_at_k(3, 1, 5)
+
+
+def _tiny(path: str):
+    from winnow.models.loading import load_model, load_tokenizer
+
+    return load_model(path, device="cpu"), load_tokenizer(path)
+
+
+def _summed_nll(model, tok, record: Record) -> float:
+    enc = encode(tok, record, 128, open_ended=True)
+    ids = torch.tensor([enc.input_ids])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=ids).logits[0, :-1].float(), -1)
+    labels = torch.tensor(enc.labels[1:])
+    mask = labels != -100
+    return float(-logp[mask.nonzero()[:, 0], labels[mask]].sum())
+
+
+def test_multiple_choice_picks_the_most_likely_choice(tiny_model_path: str) -> None:
+    """Direction pinned by an outcome: a random model gives every token about log V nats, so a one-token choice
+    is far likelier than a twelve-token one and must be picked; and the batched scores equal one-by-one sums."""
+    model, tok = _tiny(tiny_model_path)
+    long = "the lazy dog jumps over the quick brown fox again and again"
+    recs = [parse_record({"prompt": f"question {i}", "choices": ([long, "a"] if i % 2 else ["a", long]), "answer": 0,
+                          "source": "s", "task": "t"}) for i in range(4)]
+    picks = multiple_choice(model, tok, recs, batch_size=3, max_length=128)
+    assert [r.choices[p] for r, p in zip(recs, picks)] == ["a"] * 4
+    for r, p in zip(recs, picks):
+        nll = [_summed_nll(model, tok, Record("x", (*r.messages[:-1], ("assistant", c)), "s", "t")) for c in r.choices]
+        assert p == int(np.argmin(nll))
+    out = evaluate(model, tok, recs, EvalSettings(metric="mc_accuracy"), max_length=128, progress=False)
+    assert out["metric"] == "mc_accuracy" and out["score"] == pytest.approx(0.5)  # gold is choice 0: "a" half the time
+    assert [p["score"] for p in out["predictions"]] == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_multiple_choice_without_choices_is_a_config_error(tiny_model_path: str) -> None:
+    model, tok = _tiny(tiny_model_path)
+    rec = parse_record({"prompt": "q", "response": "a", "source": "s", "task": "t"})
+    with pytest.raises(ConfigError, match="no 'choices'"):
+        evaluate(model, tok, [rec], EvalSettings(metric="mc_accuracy"), max_length=64, progress=False)
+
+
+def test_token_f1_and_losses_end_to_end(tiny_model_path: str) -> None:
+    model, tok = _tiny(tiny_model_path)
+    recs = [parse_record({"prompt": f"say {w}", "response": w, "source": "s", "task": "t"}) for w in ("cat", "dog")]
+    out = evaluate(model, tok, recs, EvalSettings(metric="token_f1", max_new_tokens=4), max_length=64, progress=False)
+    assert out["metric"] == "token_f1" and 0 <= out["score"] <= 1 and out["response_loss"] > 0
+    assert [p["score"] for p in out["predictions"]] == [token_f1(p["prediction"], p["gold"]) for p in out["predictions"]]
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
+def test_pass_at_k_samples_and_runs_the_tests(tiny_model_path: str) -> None:
+    """n samples per problem, each run with the problem's tests in the sandbox: tests that always fail give
+    pass@k = 0 with every sample counted; the estimator over the counts is the unbiased one."""
+    model, tok = _tiny(tiny_model_path)
+    rec = parse_record({"prompt": "write f", "response": "def f():\n    return 1", "tests": "assert False",
+                        "source": "s", "task": "t"})
+    out = evaluate(model, tok, [rec], EvalSettings(metric="pass@2", samples=3, max_new_tokens=4), max_length=64,
+                   progress=False)
+    p = out["predictions"][0]
+    assert (p["samples"], p["passed"], out["score"]) == (3, 0, 0.0)
