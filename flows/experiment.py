@@ -21,11 +21,15 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.futures import as_completed
 from tqdm.auto import tqdm
 
+from flows.mixture import prepare as prepare_mixture
+from flows.mixture import search as search_mixture
 from flows.recipe import Run, evaluate, featurise, finetune, load_data, open_run, select
 from flows.runtime import deployment_task_runner, versions
 from tasks.experiment import reference_order_task, write_subset_task
+from tasks.mixture import build_mixture_task
 from tasks.report import artifact_key, with_inline_images
 from winnow.budget import describe_budget, resolve_budget
+from winnow.errors import ConfigError
 from winnow.experiment.grid import Cell, ExperimentConfig, cell_row, load_experiment, plan_cells, quantile_sample
 from winnow.experiment.plots import plot_budget, plot_distance, plot_quantiles
 from winnow.experiment.stats import paired_vs_random, summarize
@@ -34,6 +38,7 @@ from winnow.keys import code_version, digest
 from winnow.recipe import Arm, Recipe, step_code
 from winnow.report import markdown_table
 from winnow.selection.distance import subset_distances
+from winnow.settings import WinnowSettings
 
 
 def _save_json(path: Path, obj: dict[str, Any]) -> None:
@@ -61,11 +66,14 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
     ref_rep = exp.distance.representation if exp.distance else reps[0]
     cell_code = code_version(*step_code("features", "select", "finetune", "evaluate", *(["nice"] if "nice" in reps
                                                                                         else [])),
-                             "winnow.experiment.grid")
+                             "winnow.experiment.grid", *(["winnow.mixture.build", "winnow.mixture.duet",
+                                                          "winnow.mixture.taskpgm", "winnow.mixture.affinity"]
+                                                         if exp.mixtures else []))
 
     cells = plan_cells(exp)
     done = {p.stem for p in (out_dir / "cells").glob("*.json")}
     fingerprints, refs, tables_by_target, targets, pool = {}, {}, {}, {t.name: t for t in exp.targets}, None
+    mixtures: dict[str, dict[str, Any]] = {}
     for t in exp.targets:
         data = load_data(run, Recipe(pool=exp.pool, query=t.query, test=t.test, settings=cfg,
                                      arms=tuple(Arm(name=f"{r}_{b}", representation=r, budget=b)  # budgets checked
@@ -73,8 +81,9 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
         pool = data["pool"]
         fingerprints[t.name] = digest({  # a cell is keyed by this and its own settings (Cell.key)
             "pool": [pool["table"], pool["version"]], "query": file_digest(t.query), "test": file_digest(t.test),
-            "settings": cfg.model_dump(mode="json", exclude={"mixture", "selection"} | ({"nice"} if "nice" not in reps
-                                                                                        else set())),
+            "settings": cfg.model_dump(mode="json", exclude={"selection"} | ({"nice"} if "nice" not in reps else set())
+                                       | ({"mixture"} if not exp.mixtures else set())),
+            "decontaminate": cfg.selection.decontaminate.model_dump(),
             "model": run.model_path, "code": cell_code, "metric": t.eval_metric})
         todo = [c for c in cells if c.target == t.name and c.key(fingerprints[t.name]) not in done]
         if not todo:
@@ -83,6 +92,9 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
         ref = tables_by_target[t.name][ref_rep]
         refs[t.name] = np.load(reference_order_task(run.store_uri, ref["query"], ref["pool"], ref["weights"],
                                                     str(out_dir / "reference" / f"{t.name}.npz"))["path"])
+        if any(c.representation == "mixture" for c in todo):  # domains, proxies and TaskPGM, once per target
+            mixtures[t.name] = prepare_mixture(run, pool, out_dir / "mixture" / t.name, [t.test],
+                                               out_dir / "mixture" / t.name)
 
     todo = [c for c in cells if c.key(fingerprints[c.target]) not in done]
     test_digests = {t.name: file_digest(t.test) for t in exp.targets}  # hashed once, not once per cell
@@ -90,7 +102,8 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
     futures = {}
     for cell in todo:
         key = cell.key(fingerprints[cell.target])
-        sub = _subset(run, cell, exp, pool, tables_by_target[cell.target], refs[cell.target], out_dir)
+        sub = _subset(run, cell, exp, pool, tables_by_target[cell.target], refs[cell.target], out_dir,
+                      mixtures.get(cell.target))
         adapter = None if sub is None else finetune(run, sub, cfg.finetune.model_copy(update={"seed": cell.seed}))
         t = targets[cell.target]
         futures[evaluate(run, adapter, t.test, test_digests[cell.target], t.eval_metric)] = (cell, key, sub)
@@ -119,7 +132,7 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
 
 
 def _subset(run: Run, cell: Cell, exp: ExperimentConfig, pool: dict[str, Any], tables: dict[str, dict[str, Any]],
-            ref: Any, out_dir: Path) -> dict[str, Any] | None:
+            ref: Any, out_dir: Path, mixture: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The cell's training subset (None for zero-shot), with its distance to the queries in the reference
     representation (mean distance to the nearest query)."""
     subsets = out_dir / "subsets" / cell.target
@@ -127,7 +140,13 @@ def _subset(run: Run, cell: Cell, exp: ExperimentConfig, pool: dict[str, Any], t
     if cell.method == "zero_shot":
         return None
     rows_ref = ref["rows"]  # pool rows in the reference table's order
-    if cell.method in ("full", "quantile"):
+    if cell.representation == "mixture":
+        assert mixture is not None
+        sub = _mixture_subset(run, cell, exp, pool, mixture, subsets / "mixture")
+        position = {str(i): p for p, i in enumerate(ref["ids"])}
+        ids = [json.loads(line)["id"] for line in Path(sub["path"]).read_text().splitlines()]
+        idx = np.array([position[i] for i in ids], dtype=np.int64)
+    elif cell.method in ("full", "quantile"):
         if cell.method == "full":
             idx, path = np.arange(len(rows_ref)), subsets / "full.jsonl"
         else:
@@ -153,6 +172,36 @@ def _subset(run: Run, cell: Cell, exp: ExperimentConfig, pool: dict[str, Any], t
     excluded = (sub.get("decontamination") or {}).get("excluded", 0)
     return {"path": sub["path"], "digest": sub["digest"], "size": sub["size"], "distance": float(dist),
             "excluded": excluded}
+
+
+def _mixture_subset(run: Run, cell: Cell, exp: ExperimentConfig, pool: dict[str, Any], prep: dict[str, Any],
+                    folder: Path) -> dict[str, Any]:
+    """A mixture cell's subset: TaskPGM's proportions, or the best of a DUET search whose trials are scored on
+    the target's query set (the test split stays unseen), filled at random inside each domain with the cell's
+    seed. The trials train with the cell's seed, so the chosen mixture's adapter is found again by its key."""
+    target = next(t for t in exp.targets if t.name == cell.target)
+    domains = prep["domains"]
+    n = resolve_budget(cell.budget, pool["table_rows"])
+    room = sum(domains["sizes"].values())
+    if n > room:
+        raise ConfigError(f"budgets: {n} examples asked of the mixture cells, the domains' trainable parts hold {room} "
+                          f"(mixture.holdout keeps {run.cfg.mixture.holdout:.0%} of each domain aside)")
+    tree = run.cfg.model_dump(mode="json")
+    tree["mixture"]["seed"] = tree["finetune"]["seed"] = cell.seed
+    tree["eval"]["metric"] = target.eval_metric
+    if target.metric == "response_loss":  # a loss target: DUET's trials are judged by the same (negated) loss
+        tree["mixture"]["score"] = "neg_loss"
+    cfg = WinnowSettings.model_validate(tree)
+    if cell.selector == "taskpgm":
+        props = prep["pgm"]["proportions"]
+    else:
+        study = f"{exp.name}-{cell.target}-b{n}-s{cell.seed}"
+        storage = str(folder.parents[2] / "mixture.db")  # <out>/mixture.db: the experiment's own studies
+        props = search_mixture(run, prep, study, storage, n, target.query, cfg=cfg).best()[0]
+    m = cfg.mixture
+    sub = build_mixture_task(domains["train"], props, n, cell.seed, str(folder / f"{cell.selector}_b{n}_s{cell.seed}.jsonl"),
+                             prep["scores_path"], greedy=m.within == "greedy", drop_share=m.drop_share)
+    return {**sub, "size": n, "decontamination": None}
 
 
 def _publish(exp: ExperimentConfig, cells: list[Cell], fingerprints: dict[str, str], out_dir: Path, ref_rep: str,

@@ -13,19 +13,19 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.env import EnvSettings
-from flows.recipe import featurise, finetune, load_data, open_run
+from flows.recipe import Run, featurise, finetune, load_data, open_run
 from flows.runtime import deployment_task_runner
 from tasks.data import data_task, validation_split_task
 from tasks.evaluation import evaluate_task
-from tasks.mixture import (build_mixture_task, distributions_task, influence_task, loglik_row_task,
-                           split_domains_task, taskpgm_task)
+from tasks.mixture import (build_mixture_task, decontaminate_domains_task, distributions_task, influence_task,
+                           loglik_row_task, split_domains_task, taskpgm_task)
 from tasks.report import artifact_key, with_inline_images
 from tasks.training import finetune_task
 from winnow.budget import resolve_budget
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.duet import Duet
 from winnow.recipe import Recipe
-from winnow.report import markdown_table, plot_affinity, plot_trials, scores
+from winnow.report import decontamination_section, markdown_table, plot_affinity, plot_trials, scores
 from winnow.settings import WinnowSettings
 
 
@@ -66,25 +66,15 @@ def _on_test(name: str, proportions: list[float], domains: dict[str, Any], budge
     return evaluate_task(model_path, adapter, test, test_digest, cfg.model, cfg.eval)
 
 
-@flow(name="mixture", log_prints=True, task_runner=deployment_task_runner())
-def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri: str = "", work_dir: str = "",
-            optuna_storage: str = "", study: str = "mixture", feedback: str = "auto", worker_threads: int = 0,
-            val: str = "") -> dict[str, Any]:
-    """Warm-started DUET over domain proportions; the target is seen only through the validation split's score
-    (or a person's), and the chosen mixture is measured once on ``test``."""
-    logger = get_run_logger()
-    run = open_run(settings, store_uri, work_dir, worker_threads)
-    cfg, m = run.cfg, run.cfg.mixture
-    optuna_storage = optuna_storage or EnvSettings().optuna_path
-    out_dir = Path(out).resolve()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    study_dir = Path(run.work_dir) / "mixture" / study
-    data = load_data(run, Recipe(pool=pool, settings=cfg))["pool"]
-    domains = split_domains_task(run.store_uri, data["table"], data["version"], m.domain_key, m.holdout, m.seed,
+def prepare(run: Run, pool: dict[str, Any], study_dir: Path, targets: list[str], plots_dir: Path) -> dict[str, Any]:
+    """What every mixture over this pool needs, computed once: the domains (trainable and held-out parts, less
+    copies of the ``targets``' items), TaskPGM's affinity and proportions from one proxy per domain, and, for
+    ``mixture.within`` influence or greedy, each example's influence score."""
+    m = run.cfg.mixture
+    domains = split_domains_task(run.store_uri, pool["table"], pool["version"], m.domain_key, m.holdout, m.seed,
                                  str(study_dir / "domains"))
+    domains = decontaminate_domains_task(domains, targets, str(study_dir / "clean"), run.cfg.selection.decontaminate)
     names = domains["domains"]
-    budget = resolve_budget(m.budget, sum(domains["sizes"].values()), name="mixture.budget")
-
     # Proxies: one short LoRA per domain, in parallel on the Dask workers (cached by content).
     proxies = {d: finetune(run, {"path": domains["train"][d], "digest": domains["digests"][d]}, m.proxy) for d in names}
     held = [domains["heldout"].get(d, domains["train"][d]) for d in names]
@@ -94,40 +84,68 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
         pgm = taskpgm_task(m.affinity, [r.result() for r in rows], None, m.beta, m.lam, m.ridge, m.clusters)
     else:
         dists = [distributions_task.submit(run.model_path, proxies[d], held, held_digest, run.worker_model,
-                                           str(out_dir / f"proxy-{i}.npy")) for i, d in enumerate(names)]
+                                           str(plots_dir / f"proxy-{i}.npy")) for i, d in enumerate(names)]
         pgm = taskpgm_task(m.affinity, None, [f.result() for f in dists], m.beta, m.lam, m.ridge, m.clusters)
-    plot_affinity(pgm["affinity"], names, out_dir / "affinity.png")
+    plot_affinity(pgm["affinity"], names, plots_dir / "affinity.png")
     scores_path = None
     if m.within in ("influence", "greedy"):  # the pool's gradients (Adam) against each domain's held-out gradients (plain)
         held_file = study_dir / "heldout.jsonl"
         held_file.write_text("".join(Path(p).read_text() for p in domains["heldout"].values()))
         held_data = data_task(str(held_file), run.store_uri, "heldout")
-        grads = featurise(run, {"pool": data, "query": held_data}, ["gradients"])["tables"]["gradients"]
+        grads = featurise(run, {"pool": pool, "query": held_data}, ["gradients"])["tables"]["gradients"]
         scores_path = influence_task(run.store_uri, grads["pool"], grads["query"], grads["weights"], m.domain_key,
                                      str(study_dir / "influence.json"))
-    model_path, work_dir = run.model_path, run.work_dir
+    return {"domains": domains, "pgm": pgm, "scores_path": scores_path}
+
+
+def search(run: Run, prep: dict[str, Any], study: str, storage: str, budget: int, val: str, feedback: str = "auto",
+           cfg: WinnowSettings | None = None) -> Duet:
+    """DUET's loop until ``3 + mixture.trials`` trials are complete (a resumed study runs only what is missing):
+    uniform, size-proportional and TaskPGM first, then the sampler's proposals, each scored on ``val``."""
+    logger = get_run_logger()
+    cfg = cfg or run.cfg
+    m, domains, names = cfg.mixture, prep["domains"], prep["domains"]["domains"]
+    duet = Duet(study, storage, names, floor=m.floor, sampler=m.sampler, seed=m.seed)
+    if not duet.study.trials:  # a new study: the three warm starts come first
+        duet.enqueue([1.0] * len(names), "uniform")
+        duet.enqueue([domains["sizes"][d] for d in names], "size-proportional")
+        duet.enqueue(prep["pgm"]["proportions"], "taskpgm")
+    while sum(t.state.name == "COMPLETE" for t in duet.study.trials) < 3 + m.trials:
+        prop = duet.suggest()
+        label = duet.study.get_trials(deepcopy=False)[prop.trial].user_attrs.get("warm_start", "duet")
+        score = duet_trial(prop.trial, label, prop.proportions, domains, budget, run.model_path, val,
+                           cfg.model_dump(mode="json"), run.work_dir, feedback, storage, study, prep["scores_path"])
+        if feedback != "external":
+            duet.observe(prop.trial, score)
+        logger.info("trial %d (%s): score %.4f", prop.trial, label, score)
+    return duet
+
+
+@flow(name="mixture", log_prints=True, task_runner=deployment_task_runner())
+def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri: str = "", work_dir: str = "",
+            optuna_storage: str = "", study: str = "mixture", feedback: str = "auto", worker_threads: int = 0,
+            val: str = "") -> dict[str, Any]:
+    """Warm-started DUET over domain proportions; the target is seen only through the validation split's score
+    (or a person's), and the chosen mixture is measured once on ``test``."""
+    run = open_run(settings, store_uri, work_dir, worker_threads)
+    cfg, m = run.cfg, run.cfg.mixture
+    optuna_storage = optuna_storage or EnvSettings().optuna_path
+    out_dir = Path(out).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    study_dir = Path(run.work_dir) / "mixture" / study
+    data = load_data(run, Recipe(pool=pool, settings=cfg))["pool"]
     if val or feedback == "external":
         splits = {"val": val, "test": test, "how": f"validation `{val}`" if val else "a person's scores"}
     else:  # no validation set: half of the test file (by id) drives the search, the other half judges it
         splits = validation_split_task(test, str(study_dir / "splits"), m.val_share, m.seed)
         splits["how"] = (f"validation = {splits['n_val']} records of `{Path(test).name}` chosen by id (share "
                          f"{m.val_share}); test = its other {splits['n_test']}")
-
-    duet = Duet(study, optuna_storage, names, floor=m.floor, sampler=m.sampler, seed=m.seed)
-    if not duet.study.trials:  # a new study: the three warm starts come first
-        sizes = [domains["sizes"][d] for d in names]
-        duet.enqueue([1.0] * len(names), "uniform")
-        duet.enqueue(sizes, "size-proportional")
-        duet.enqueue(pgm["proportions"], "taskpgm")
-    target = 3 + m.trials
-    while sum(t.state.name == "COMPLETE" for t in duet.study.trials) < target:
-        prop = duet.suggest()
-        label = duet.study.get_trials(deepcopy=False)[prop.trial].user_attrs.get("warm_start", "duet")
-        score = duet_trial(prop.trial, label, prop.proportions, domains, budget, model_path, splits["val"],
-                           cfg.model_dump(mode="json"), work_dir, feedback, optuna_storage, study, scores_path)
-        if feedback != "external":
-            duet.observe(prop.trial, score)
-        logger.info("trial %d (%s): score %.4f", prop.trial, label, score)
+    prep = prepare(run, data, study_dir, [p for p in (splits["val"], splits["test"]) if p], out_dir)
+    domains, pgm, scores_path = prep["domains"], prep["pgm"], prep["scores_path"]
+    names = domains["domains"]
+    budget = resolve_budget(m.budget, sum(domains["sizes"].values()), name="mixture.budget")
+    model_path, work_dir = run.model_path, run.work_dir
+    duet = search(run, prep, study, optuna_storage, budget, splits["val"], feedback)
 
     trials = [{"trial": t.number, "start": t.user_attrs.get("warm_start", "duet"), "score": round(t.value, 4),
                **{d: round(p, 3) for d, p in zip(names, t.user_attrs["proportions"])}}
@@ -152,6 +170,8 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
         f"## Chosen mixture (validation {score_name} {best_score:.4f})\n" +
         markdown_table([{d: round(p, 3) for d, p in zip(names, best)}]),
         "## Test split: the chosen mixture and the two fixed before the search\n" + markdown_table(final_rows),
+        decontamination_section(domains["decontamination"], title="Decontamination of the domains against "
+                                "validation and test", refill=False),
         f"## TaskPGM ({m.affinity} affinity, β = {m.beta}, λ = {m.lam})\n" +
         markdown_table([{d: round(p, 3) for d, p in zip(names, pgm["proportions"])}]),
         "![task affinity](affinity.png)",

@@ -21,7 +21,7 @@ from flows.env import EnvSettings
 from flows.nice import run_nice
 from flows.runtime import resolve_locations
 from tasks.data import data_task, validate_task
-from tasks.evaluation import evaluate_task
+from tasks.evaluation import evaluate_task, lm_eval_task
 from tasks.features import compact_task, feature_shard_task, plan_features_task
 from tasks.model import prepare_model_task
 from tasks.selection import select_task
@@ -186,16 +186,24 @@ def evaluate(run: Run, adapter: PrefectFuture | str | None, test: str, test_dige
 
 
 def train_and_evaluate(run: Run, recipe: Recipe, subsets: dict[str, dict[str, Any]],
-                       others: dict[str, str] | None = None) -> tuple[dict[str, PrefectFuture], dict[str, PrefectFuture]]:
+                       others: dict[str, str] | None = None
+                       ) -> tuple[dict[str, PrefectFuture], dict[str, PrefectFuture], dict[str, PrefectFuture]]:
     """Fine-tune every arm's subset and evaluate base (if the recipe asks), ``others`` (adapters to compare
-    with, e.g. the previous retrain's) and every arm, all in parallel on the workers."""
+    with, e.g. the previous retrain's) and every arm, all in parallel on the workers: on the test set, and on
+    the lm-evaluation-harness tasks of ``eval.lm_eval_tasks`` (the third map; empty without them)."""
     seeds = {a.name: a.train_seed for a in recipe.arms}
     adapters = {name: finetune(run, sub, None if seeds.get(name) is None
                                else run.cfg.finetune.model_copy(update={"seed": seeds[name]}))
                 for name, sub in subsets.items()}
     candidates: dict[str, Any] = {**({"base": None} if recipe.evaluate_base else {}), **(others or {}), **adapters}
     test_digest = file_digest(recipe.test)
-    return adapters, {name: evaluate(run, ad, recipe.test, test_digest) for name, ad in candidates.items()}
+    harness: dict[str, PrefectFuture] = {}
+    if run.cfg.eval.lm_eval_tasks:
+        include = run.cfg.eval.lm_eval_include
+        include_digest = file_digest(include) if include else ""
+        harness = {name: lm_eval_task.submit(run.model_path, ad, run.worker_model, run.cfg.eval, include_digest)
+                   for name, ad in candidates.items()}
+    return adapters, {name: evaluate(run, ad, recipe.test, test_digest) for name, ad in candidates.items()}, harness
 
 
 def run_recipe(run: Run, recipe: Recipe, out_dir: Path, rewarm: bool = False,
@@ -206,8 +214,9 @@ def run_recipe(run: Run, recipe: Recipe, out_dir: Path, rewarm: bool = False,
     feats = featurise(run, data, recipe.representations(), recipe.query, rewarm)
     subsets = {arm.name: select(run, arm, data["pool"]["table"], feats["tables"], out_dir, recipe.test)
                for arm in recipe.arms}
-    adapters, evals = train_and_evaluate(run, recipe, subsets, others)
-    metrics = {name: fut.result() for name, fut in evals.items()}
+    adapters, evals, harness = train_and_evaluate(run, recipe, subsets, others)
+    metrics = {name: {**fut.result(), **({"lm_eval": harness[name].result()} if name in harness else {})}
+               for name, fut in evals.items()}
     test_digest = file_digest(recipe.test)
     warm = feats["warmup"]
     artifacts = [*([{"artifact": "warm-up", "key": warm["key"], "status": warm["status"]}] if warm else []),

@@ -22,7 +22,7 @@ def reference_order_task(store_uri: str, query_table: str, pool_table: str, weig
     saved to ``path`` (.npz)."""
     ordering, pool, S = order_pool(store_uri, query_table, pool_table, selector="round_robin", seed=0, weights=weights)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, order=ordering.indices, similarity=S, rows=pool.row_idx)
+    np.savez(path, order=ordering.indices, similarity=S, rows=pool.row_idx, ids=np.array(pool.ids))
     return {"path": path, "n": len(pool.ids)}
 
 

@@ -17,7 +17,7 @@ from winnow.mixture.influence import influence_by_id
 from winnow.mixture.taskpgm import ClusteredTaskPGM, TaskPGM
 from winnow.models.loading import load_model, load_tokenizer, set_threads
 from winnow.models.lora import load_adapter
-from winnow.settings import ModelSettings
+from winnow.settings import DecontaminationSettings, ModelSettings
 from winnow.store import lance, record_tables
 
 
@@ -87,6 +87,29 @@ def influence_task(store_uri: str, pool_features: str, heldout_features: str, we
     scores = influence_by_id(lance.connect(store_uri), pool_features, heldout_features, weights, key)  # type: ignore[arg-type]
     Path(out_path).write_text(json.dumps(scores))
     return out_path
+
+
+@task(name="decontaminate-domains")
+def decontaminate_domains_task(domains: dict[str, Any], target_specs: list[str], out_dir: str,
+                               settings: DecontaminationSettings) -> dict[str, Any]:
+    """Each domain's trainable part without copies of the target's items (validation and test): the mixture
+    search never trains on them, in a proxy or a trial. Returns the domains with the cleaned files, and a
+    decontamination summary per domain (paths and counts travel, not records)."""
+    from tasks.selection import guard_for
+    from winnow.selection.decontaminate import guarded_prefix
+
+    guard = guard_for(target_specs, settings)
+    out, info = Path(out_dir), {**domains, "train": {}, "sizes": {}, "digests": {}}
+    summary: dict[str, Any] = {}
+    for name, path in domains["train"].items():
+        recs = load_records(path).records
+        idx, kept, found = guarded_prefix(np.arange(len(recs)), len(recs), lambda i: [recs[j] for j in i], guard)
+        clean = out / Path(path).name
+        write_jsonl(clean, [r.to_json() for r in kept])
+        info["train"][name], info["sizes"][name], info["digests"][name] = str(clean), len(kept), file_digest(clean)
+        summary[name] = found
+    info["decontamination"] = summary
+    return info
 
 
 @task(name="build-mixture")

@@ -53,8 +53,8 @@ def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str,
     (out / "report.md").write_text(md)
     (out / "settings.yaml").write_text(settings_yaml)
     write_jsonl(out / "quarantine.jsonl", [q for d in data.values() for q in d["quarantine"]])
-    summary = {k: {**scores(v), "metric": v["metric"], "split": "test", "n": v["n"], "counters": v["counters"]}
-               for k, v in metrics.items()}
+    summary = {k: {**scores(v), "metric": v["metric"], "split": "test", "n": v["n"], "counters": v["counters"],
+                   **({"lm_eval": v["lm_eval"]} if "lm_eval" in v else {})} for k, v in metrics.items()}
     (out / "metrics.json").write_text(json.dumps({"results": summary, "budget": selection["budget"],
                                                   "selector": selection["selector"], "versions": versions,
                                                   "artifacts": artifacts or []}, indent=1))

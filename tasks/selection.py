@@ -13,8 +13,8 @@ from winnow.selection.subset import select_subset
 from winnow.settings import DecontaminationSettings
 
 
-def guard_for(test_spec: str, settings: DecontaminationSettings, device: str = "cpu") -> Guard:
-    """The test set and the rule a subset is checked against (embeddings of each item's own text)."""
+def guard_for(test_spec: str | list[str], settings: DecontaminationSettings, device: str = "cpu") -> Guard:
+    """The test set (or sets) and the rule a subset is checked against (embeddings of each item's own text)."""
     from winnow.data.loaders import load_records
     from winnow.features.embeddings import embed_texts
     from winnow.selection.decontaminate import item_text
@@ -23,7 +23,8 @@ def guard_for(test_spec: str, settings: DecontaminationSettings, device: str = "
         raw = embed_texts(settings.embedder, [item_text(r) for r in records], device=device)
         return raw / np.linalg.norm(raw, axis=1, keepdims=True).clip(min=1e-30)
 
-    return Guard(load_records(test_spec).records, n=settings.ngram, ngram_threshold=settings.ngram_threshold,
+    specs = [test_spec] if isinstance(test_spec, str) else test_spec
+    return Guard([r for s in specs for r in load_records(s).records], n=settings.ngram, ngram_threshold=settings.ngram_threshold,
                  cosine_threshold=settings.cosine_threshold, template_df=settings.template_df,
                  embed=embed if settings.embedder else None, exclude=settings.enabled)
 

@@ -67,6 +67,8 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
     ]
     if selection.get("decontamination"):
         parts.insert(3, decontamination_section(selection["decontamination"]))
+    if any("lm_eval" in m for m in metrics.values()):
+        parts.insert(2, harness_section(metrics))
     if "nice" in selection:
         n = selection["nice"]
         parts.insert(2, "## NICE rewards per query\n" + f"{n['usable']} of {len(n['queries'])} queries have a "
@@ -85,8 +87,24 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
     return "\n\n".join(parts) + "\n"
 
 
-def decontamination_section(by_subset: dict[str, dict[str, Any]], listed: int = 20) -> str:
-    """How many candidates each subset checked against the test set, how many copied a test item, and which."""
+def harness_section(metrics: dict[str, dict[str, Any]]) -> str:
+    """One row per lm-eval task and metric, one column per model (base, random, selected, ...)."""
+    keys = sorted({(task, name) for m in metrics.values() for task, vals in m.get("lm_eval", {}).items()
+                   for name in vals if name != "n"})
+    rows = [{"task": task, "metric": name,
+             **{model: round(m["lm_eval"][task][name], 4) if name in m.get("lm_eval", {}).get(task, {}) else "–"
+                for model, m in metrics.items()},
+             "n": int(next(m["lm_eval"][task].get("n", 0) for m in metrics.values() if task in m.get("lm_eval", {})))}
+            for task, name in keys]
+    return ("## lm-evaluation-harness\n" + markdown_table(rows) + "\n\nlm-eval's own task definitions and metrics "
+            "(`eval.lm_eval_tasks`), on each model as evaluated above; its per-task stderr is left out because it "
+            "reflects the task's examples only, not fine-tuning seeds.")
+
+
+def decontamination_section(by_subset: dict[str, dict[str, Any]], listed: int = 20,
+                            title: str = "Decontamination against the test set", refill: bool = True) -> str:
+    """How many candidates each subset checked against the test set, how many copied a test item, and which.
+    ``refill``: a ranked subset takes the next candidate in place of a contaminated one (a domain does not)."""
     rows = [{"subset": k, "checked": d["checked"], "test items": d["test_items"], "contaminated": d["contaminated"],
              "excluded": d["excluded"]} for k, d in by_subset.items()]
     found = [{"subset": k, "example": f["id"], "nearest test item": f["ngram_test_id"] if "n-gram" in f["reason"]
@@ -94,11 +112,12 @@ def decontamination_section(by_subset: dict[str, dict[str, Any]], listed: int = 
              for k, d in by_subset.items() for f in d["found"]]
     rule = next(iter(by_subset.values()))["rule"]
     kept = any(d["contaminated"] > d["excluded"] for d in by_subset.values())
-    return ("## Decontamination against the test set\n" + markdown_table(rows) + f"\n\nA candidate is contaminated "
+    return (f"## {title}\n" + markdown_table(rows) + f"\n\nA candidate is contaminated "
             f"when {rule} with a test item (n-grams per turn, the task's template removed); "
             + ("they were **kept** (selection.decontaminate.enabled=false). " if kept else
-               "contaminated candidates are left out and the next in the ranking takes their place. ") +
-            "Each subset's list is `<subset>_contaminated.jsonl`." +
+               "contaminated candidates are left out" + (" and the next in the ranking takes their place. " if refill
+                                                         else ". ")) +
+            ("Each subset's list is `<subset>_contaminated.jsonl`." if refill else "") +
             ("\n\n" + markdown_table(found[:listed]) + (f"\n\n… and {len(found) - listed} more." if len(found) > listed
                                                         else "") if found else ""))
 

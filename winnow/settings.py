@@ -188,6 +188,10 @@ class EvalSettings(_Frozen):
     judge_url: str = Field("", description="judge metric's endpoint ('' = nice.judge_url; off when both are empty)")
     judge_model: str = Field("", description="'' = nice.judge_model")
     judge_max_calls: int = Field(1000, ge=1, description="cost cap: judge calls per evaluation")
+    lm_eval_tasks: tuple[str, ...] = Field((), description="lm-evaluation-harness tasks run on every evaluated model "
+                                                           "(names, or tasks defined in eval.lm_eval_include)")
+    lm_eval_include: str = Field("", description="folder of lm-eval task YAMLs (offline tasks over local files)")
+    lm_eval_limit: int = Field(0, ge=0, description="examples per lm-eval task; 0 = all")
 
     @model_validator(mode="after")
     def _k_fits(self) -> "EvalSettings":

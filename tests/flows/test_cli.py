@@ -134,6 +134,29 @@ def test_curate_leaves_out_copies_of_test_items(tiny) -> None:
     assert {"copy-verbatim", "copy-recased"} <= ids and "were **kept**" in (kept / "report.md").read_text()
 
 
+def test_curate_with_an_lm_eval_task(tiny) -> None:
+    """eval.lm_eval_tasks: a local lm-eval task (YAML over a local file) runs on base, random and selected, and
+    the report and metrics.json carry its numbers beside the test set's."""
+    pytest.importorskip("lm_eval")
+    folder = tiny["root"] / "lm-eval-tasks"
+    folder.mkdir(exist_ok=True)
+    data = folder / "parity.jsonl"
+    data.write_text("".join(json.dumps({"question": f"is {n} even?", "choices": ["yes", "no"], "answer": n % 2}) + "\n"
+                            for n in range(40, 46)))
+    (folder / "parity.yaml").write_text(
+        "task: winnow_cli_parity\ndataset_path: json\ndataset_kwargs:\n  data_files:\n    test: " + str(data) +
+        "\ntest_split: test\noutput_type: multiple_choice\ndoc_to_text: \"Question: {{question}}\\nAnswer:\"\n"
+        "doc_to_choice: \"{{choices}}\"\ndoc_to_target: answer\nmetric_list:\n  - metric: acc\n")
+    out = tiny["root"] / "with-lm-eval"
+    _curate(tiny, out, "--budget", "6", "--set", "eval.lm_eval_tasks=[winnow_cli_parity]",
+            "--set", f"eval.lm_eval_include={folder}")
+    results = json.loads((out / "metrics.json").read_text())["results"]
+    for model in ("base", "random", "selected"):
+        acc = results[model]["lm_eval"]["winnow_cli_parity"]["acc"]
+        assert acc in {i / 6 for i in range(7)}, (model, acc)  # six items
+    assert "## lm-evaluation-harness" in (out / "report.md").read_text()
+
+
 @pytest.mark.parametrize("budget, size", [("25%", 5), ("1", 1)])  # "0.25" parses as "25%" (tests/winnow/test_budget.py)
 def test_curate_budget_share_and_one(tiny, budget: str, size: int) -> None:
     """A share is a share of the pool; ``1`` is one example, never the whole pool."""

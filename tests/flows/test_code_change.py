@@ -27,6 +27,7 @@ SETTINGS = {"model": {"max_length": 64}, "warmup": {"fraction": 0.5, "train": {"
 def _edit(path: Path) -> None:
     """Change a function body's text without changing what it computes."""
     src = path.read_text()
+    assert "\n    return " in src, f"{path} has no top-level function body to edit"
     path.write_text(src.replace("\n    return ", "\n    return  ", 1))
 
 
@@ -58,7 +59,7 @@ def test_an_edit_recomputes_its_artifacts_and_what_follows_never_what_precedes(t
     assert first["warm-up"] == "computed" and first["features"] == "3 of 3 shards computed"
     assert {first[f"fine-tune {m}"] for m in ("selected", "random")} == {"computed"}
 
-    _edit(repo / "winnow" / "features" / "projection.py")
+    _edit(repo / "winnow" / "features" / "per_example.py")
     second = curate("after-feature-fix")
     assert second["warm-up"] == "reused"  # before the features: untouched
     assert second["features"] == "3 of 3 shards computed"  # a new feature table, every shard

@@ -52,3 +52,34 @@ def test_experiment_runs_each_cell_once(prefect_harness, tiny_model_path, data_d
     assert (more["cells"], more["computed"]) == (19, 9)  # seed 1: full, 2 x (random + 2 methods), 2 quantiles
     paired = pd.read_csv(tmp_path / "out" / "paired_t_exact_match.csv")
     assert set(paired.n_seeds) == {2} and len(paired) == 4
+
+
+def test_mixture_methods_run_as_cells(prefect_harness, tiny_model_path, data_dir, tmp_path) -> None:
+    """TaskPGM and DUET are methods of the experiment at the grid's budgets and seeds: one row each in the
+    results and in the paired comparison with random; DUET's study lives in the experiment's folder."""
+    import optuna
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.experiment import experiment
+    from winnow.settings import build_settings
+
+    good = data_dir / "good"
+    overrides = [*OVERRIDES, f"model.name={tiny_model_path}", "mixture.trials=1", "mixture.sampler=tpe",
+                 "mixture.proxy.epochs=1", "mixture.proxy.lr=0.01"]
+    exp = {"name": "mix", "pool": str(good / "pool.jsonl"),
+           "targets": [{"name": "t", "query": str(good / "query.jsonl"), "test": str(good / "test.jsonl")}],
+           "overrides": overrides, "representations": ["gradients"], "selectors": ["rr"], "budgets": [6],
+           "seeds": [0], "baselines": ["random"], "mixtures": ["taskpgm", "duet"]}
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump(exp))
+    res = experiment.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(
+        config=str(config), out=str(tmp_path / "out"), settings=build_settings(None, overrides).model_dump(mode="json"),
+        store_uri=str(tmp_path / "store"), work_dir=str(tmp_path / "work"))
+    assert (res["cells"], res["computed"]) == (4, 4)
+    df = pd.read_parquet(tmp_path / "out" / "results.parquet")
+    assert set(df.method) == {"random", "gradients/round_robin", "mixture/taskpgm", "mixture/duet"}
+    assert set(df.budget_size) == {6} and df.distance.notna().all()
+    paired = pd.read_csv(tmp_path / "out" / "paired_t_exact_match.csv")
+    assert {"mixture/taskpgm", "mixture/duet"} <= set(paired.method)
+    study = optuna.load_study(study_name="mix-t-b6-s0", storage=f"sqlite:///{tmp_path / 'out' / 'mixture.db'}")
+    assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4  # 3 warm starts + 1 trial

@@ -52,6 +52,7 @@ def test_mixture_search_end_to_end(prefect_harness, tiny_model_path, data_dir, t
     assert res["best_score_split"] == "validation" and set(res["test"]) == {"chosen", "uniform", "taskpgm"}
     report = (tmp_path / "mix" / "mixture.md").read_text()
     assert "## Trials (validation split)" in report and "## Test split" in report
+    assert "## Decontamination of the domains against validation and test" in report
     # Re-running resumes the study: the five trials are complete, nothing is added or repeated.
     res2 = mixture.with_options(task_runner=_runner())(**kw)
     assert [t["trial"] for t in res2["trials"]] == [0, 1, 2, 3, 4]
@@ -88,3 +89,26 @@ def test_external_feedback_path_completes(prefect_harness, tiny_model_path, data
         feedback="external")
     assert posted == [0, 1, 2, 3]
     assert [t["score"] for t in res["trials"]] == [0.1, 0.2, 0.3, 0.4] and res["best_score"] == pytest.approx(0.4)
+
+
+def test_domains_lose_their_copies_of_target_items(tmp_path) -> None:
+    """A domain file holding a copy of a test item loses it before any proxy or trial trains on it."""
+    import json
+
+    from tasks.mixture import decontaminate_domains_task
+    from winnow.settings import DecontaminationSettings
+
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps({"id": f"t{i}", "prompt": f"is {n} even?", "response": "yes" if n % 2 == 0 else "no",
+                                        "source": "target", "task": "parity"}) + "\n" for i, n in enumerate(range(40, 46))))
+    dom = tmp_path / "alpha.train.jsonl"
+    rows = [{"id": f"a{i}", "prompt": f"question number {i}: what is {i} plus {i}?", "response": str(2 * i),
+             "source": "alpha", "task": "alpha"} for i in range(5)]
+    rows.append({"id": "leak", "prompt": "IS 43 EVEN", "response": "No.", "source": "alpha", "task": "alpha"})
+    dom.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = decontaminate_domains_task.fn({"domains": ["alpha"], "train": {"alpha": str(dom)}, "sizes": {"alpha": 6},
+                                         "digests": {}, "heldout": {}}, [str(test)], str(tmp_path / "clean"),
+                                        DecontaminationSettings(embedder=""))
+    kept = [json.loads(line)["id"] for line in open(out["train"]["alpha"])]
+    assert kept == ["a0", "a1", "a2", "a3", "a4"] and out["sizes"]["alpha"] == 5
+    assert [f["id"] for f in out["decontamination"]["alpha"]["found"]] == ["leak"]

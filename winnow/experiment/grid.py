@@ -60,6 +60,9 @@ class ExperimentConfig(_Strict):
     selectors: list[str] = ["round_robin"]
     budgets: list[Budget] = Field([0.05], min_length=1, description="counts (14) or shares (0.05, '5%')")
     seeds: list[int] = Field([0], min_length=1)
+    mixtures: list[Literal["taskpgm", "duet"]] = Field(
+        [], description="mixture methods at the same budgets and seeds: TaskPGM's proportions, or a DUET search "
+                        "(mixture.trials trials scored on the target's query set) — random inside each domain")
     baselines: list[Literal["zero_shot", "random", "full"]] = list(BASELINES)
     full_seeds: list[int] | None = Field(None, description="seeds of the full-data baseline (default: seeds)")
     distance: Distance | None = None
@@ -83,7 +86,7 @@ def load_experiment(path: str) -> ExperimentConfig:
 @dataclass(frozen=True)
 class Cell:
     target: str
-    method: str            # "<representation>/<selector>", a baseline, or "quantile"
+    method: str            # "<representation>/<selector>", "mixture/<taskpgm|duet>", a baseline, or "quantile"
     representation: str    # "" for baselines
     selector: str          # "" for baselines
     budget: int | float    # requested: int = count, float = share (winnow.budget); 0 for zero-shot and full
@@ -108,6 +111,7 @@ def plan_cells(cfg: ExperimentConfig) -> list[Cell]:
                     cells.append(Cell(t.name, "random", "", "random", b, s))
                 for rep in cfg.representations:
                     cells += [Cell(t.name, f"{rep}/{sel}", rep, sel, b, s) for sel in cfg.selectors]
+                cells += [Cell(t.name, f"mixture/{mx}", "mixture", mx, b, s) for mx in cfg.mixtures]
         if cfg.distance:
             d = cfg.distance
             cells += [Cell(t.name, "quantile", d.representation, "round_robin", d.sample, s, q)
