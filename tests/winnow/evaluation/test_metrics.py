@@ -100,3 +100,28 @@ def test_pass_at_k_samples_and_runs_the_tests(tiny_model_path: str) -> None:
                    progress=False)
     p = out["predictions"][0]
     assert (p["samples"], p["passed"], out["score"]) == (3, 0, 0.0)
+
+
+def test_reward_model_metric_through_the_evaluation(tiny_model_path: str, tmp_path) -> None:
+    """eval.metric=reward-model scores each greedy answer with the reward model that NICE's settings name
+    (one configuration for selecting and evaluating): the per-example scores are that model's scores."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from winnow.evaluation.evaluate import metric_reward
+    from winnow.settings import build_settings
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_path)
+    torch.manual_seed(0)
+    LlamaForSequenceClassification(LlamaConfig.from_pretrained(tiny_model_path, num_labels=1)).save_pretrained(
+        tmp_path / "rm", safe_serialization=True)
+    tok.save_pretrained(tmp_path / "rm")
+    settings = build_settings(None, ["eval.metric=reward-model", f"nice.reward_model={tmp_path / 'rm'}",
+                                     "eval.max_new_tokens=4"]).eval
+    assert settings.reward_model == str(tmp_path / "rm")  # taken from nice.reward_model
+    model, tok2 = _tiny(tiny_model_path)
+    recs = [parse_record({"prompt": f"say {w}", "response": w, "source": "s", "task": "t"}) for w in ("cat", "dog")]
+    out = evaluate(model, tok2, recs, settings, max_length=64, progress=False)
+    reward = metric_reward(settings)
+    assert out["metric"] == "reward-model"
+    assert [p["score"] for p in out["predictions"]] == pytest.approx([reward(r, p["prediction"])
+                                                                      for r, p in zip(recs, out["predictions"])])
