@@ -242,9 +242,17 @@ def test_curate_prompts_only_queries_with_a_label_free_metric(tiny) -> None:
 def test_select_on_an_existing_store(tiny) -> None:
     """After curate, `select` re-cuts the stored features with another selector and budget, loading no model."""
     _curate(tiny, tiny["root"] / "for-select", "--budget", "6")  # cached when the golden test ran first
+    from winnow.store import lance
+    from winnow.store.ingest import table_name_for
+
+    # Other tests of this module curate other pools into the same store: take the features of this pool, and
+    # the query features of the same warm-up (feature tables are named by hashes, so their order means nothing).
+    db = lance.connect(str(tiny["home"] / "lancedb"))
     tables = sorted(p.stem for p in (tiny["home"] / "lancedb").glob("*.lance"))
-    pool = next(t for t in tables if t.startswith("grads_adam__"))
-    query = next(t for t in tables if t.startswith("grads_sgd__"))
+    prov = {t: lance.provenance_of(db, t) for t in tables if t.startswith(("grads_adam__", "grads_sgd__"))}
+    pool = next(t for t, p in prov.items() if t.startswith("grads_adam__")
+                and p["records"] == table_name_for("pool", str(GOOD / "pool.jsonl")))
+    query = next(t for t, p in prov.items() if t.startswith("grads_sgd__") and p["adapters"] == prov[pool]["adapters"])
     out = tiny["root"] / "select"
     proc = winnow("select", "--pool-features", pool, "--query-features", query, "--selector", "dg", "--budget", "15%",
                   "--out", str(out), home=tiny["home"])
