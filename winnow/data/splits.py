@@ -15,8 +15,9 @@ def side(record_id: str, share: float, seed: int) -> bool:
 
 def split_by_id(records: list[Record], share: float, seed: int) -> tuple[list[Record], list[Record]]:
     """(the ``share`` part, the rest), each in file order; both sides non-empty when there are two records."""
-    first = [r for r in records if side(r.id, share, seed)]
-    rest = [r for r in records if not side(r.id, share, seed)]
+    in_first = [side(r.id, share, seed) for r in records]  # hashed once per record
+    first = [r for r, f in zip(records, in_first) if f]
+    rest = [r for r, f in zip(records, in_first) if not f]
     if len(records) >= 2 and not (first and rest):  # a tiny file the hash put on one side
         order = sorted(records, key=lambda r: hashlib.sha256(f"{seed}:{r.id}".encode()).digest())
         k = min(len(records) - 1, max(1, round(share * len(records))))
