@@ -254,15 +254,41 @@ def feedback(
 
 @app.command()
 def ingest(
-    paths: Annotated[list[str], typer.Argument(help="data files or directories (.jsonl/.json/.parquet files in them)")],
+    paths: Annotated[list[str], typer.Argument(help="data files or directories (their .jsonl/.json/.parquet files, "
+                                                    ".gz/.zst too)")],
     table: Annotated[str, typer.Option(help="pool table to append to")] = "pool",
+    format_: Annotated[Optional[str], typer.Option("--format", help="force a layout: messages, prompt_response, "
+                                                                    "alpaca, sharegpt, qa (default: detect)")] = None,
+    map_: Annotated[Optional[str], typer.Option("--map", help="your columns: prompt=question,response=answer")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
 ) -> None:
     """Append new examples to a pool table (each file once, by content hash; each record once, by id) and
     emit `winnow.pool.updated`, which starts the retrain deployment when `winnow serve` runs."""
+    from winnow.settings import load_settings
+
     env = _env(command="ingest")
+    overrides = list(set_ or [])
+    if format_:
+        _FLAGS["data.format"] = "--format"
+        overrides.append(f"data.format={format_}")
+    data = load_settings(str(config) if config else None, overrides).data
+    if map_:
+        from winnow.data.layouts import parse_map
+
+        data = data.model_copy(update={"map": parse_map(map_)})
     from flows.ingest import ingest_flow
 
-    summary = ingest_flow(paths=paths, table=table, store_uri=env.store_uri)
+    summary = ingest_flow(paths=paths, table=table, store_uri=env.store_uri, data=data.model_dump())
+    for f in summary["files_read"]:
+        typer.echo(f"{f['file']}: {f['layouts'] or 'already ingested'} ({f['read as']}; default source / task: "
+                   f"{f['default source / task']})")
+    typer.echo(f"{summary['in']} records read: {summary['used']} used, {summary['quarantined']} quarantined")
+    if summary["quarantined"]:
+        typer.echo("  " + "; ".join(f"{k} x{n}" for k, n in list(summary["reasons"].items())[:5]))
+        for line in summary["first_quarantined"]:
+            typer.echo(f"  {line}")
+        typer.echo(f"  all of them: {summary['quarantine_file']}")
     typer.echo(f"{summary['new_rows']} new rows in {table} from {summary['files']} file(s); the table has "
                f"{summary['table_rows']} rows (version {summary['version']})")
 

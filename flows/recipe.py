@@ -61,7 +61,7 @@ def load_data(run: Run, recipe: Recipe) -> dict[str, dict[str, Any]]:
     """Pool and query into the store (or a store table by name), the test set validated; every arm's budget is
     checked against the pool here, before any training."""
     logger = get_run_logger()
-    data = {"pool": data_task(recipe.pool, run.store_uri, "pool")}
+    data = {"pool": data_task(recipe.pool, run.store_uri, "pool", run.cfg.data)}
     if recipe.query and recipe.needs_query_table():
         data["query"] = data_task(recipe.query, run.store_uri, "query")
     if recipe.test:

@@ -6,14 +6,17 @@ from typing import Any
 from prefect import task
 
 from tasks import unexpected_only
+from winnow.settings import DataSettings
 from winnow.store.ingest import ingest_or_open
 
 
 @task(name="data", retries=1, retry_condition_fn=unexpected_only, task_run_name="data-{role}")
-def data_task(spec: str, store_uri: str, role: str) -> dict[str, Any]:
-    """A flow's pool or query: a store table by name, or a file ingested into the table named after it.
-    Not cached: re-reading a file is cheap, and ingest adds only ids the table lacks."""
-    return ingest_or_open(spec, store_uri, role)
+def data_task(spec: str, store_uri: str, role: str, data: DataSettings | None = None) -> dict[str, Any]:
+    """A flow's pool or query: a store table by name, or a file ingested into the table named after it
+    (``data``: the pool's format and column map). Not cached: re-reading a file is cheap, and ingest adds only
+    ids the table lacks."""
+    data = data or DataSettings()
+    return ingest_or_open(spec, store_uri, role, data.format, data.map)
 
 
 @task(name="validate-records")

@@ -9,7 +9,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect import task
 
 from winnow.data.loaders import write_jsonl
-from winnow.report import plot_sources, render_report, results_table, scores, source_table
+from winnow.report import plot_sources, quarantine_rows, render_report, results_table, scores, source_table
 
 
 def artifact_key(name: str, what: str) -> str:
@@ -63,6 +63,9 @@ def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str,
     create_markdown_artifact(markdown=with_inline_images(md, out), key=artifact_key(name, "report"), description="Winnow curation report")
     create_table_artifact(table=results_table(metrics), key=artifact_key(name, "results"),
                           description="base / random / selected on the test set")
+    if any(d["quarantined"] for d in data.values()):
+        create_table_artifact(table=quarantine_rows(data), key=artifact_key(name, "quarantine"),
+                              description="quarantined records per set and reason (records in quarantine.jsonl)")
     create_table_artifact(table=sources, key=artifact_key(name, "subset-sources"),
                           description="examples per source in each subset")
     return str(out / "report.md")

@@ -5,6 +5,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from winnow.data.readers import describe_read
+
 
 def scores(m: dict[str, Any]) -> dict[str, float]:
     """An evaluation's numbers as the report shows them: the target's metric first, response loss beside it."""
@@ -32,6 +34,25 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def data_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per data set: counts, how it was read, and how many records took a default source or task."""
+    rows = []
+    for k, d in data.items():
+        layouts = ", ".join(f"{name} {n}" for name, n in (d.get("layouts") or {}).items()) or "store table"
+        defaulted = d.get("defaulted") or {}
+        rows.append({"set": k, "in": d["in"], "used": d["used"], "quarantined": d["quarantined"],
+                     "read as": describe_read(d.get("read_as")),
+                     "layouts": layouts,
+                     "default source / task": f"{defaulted.get('source', 0)} / {defaulted.get('task', 0)}"})
+    return rows
+
+
+def quarantine_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Quarantine counts per set and reason, the table a user acts on first."""
+    return [{"set": k, "reason": reason, "records": n} for k, d in data.items()
+            for reason, n in (d.get("reasons") or {}).items()]
+
+
 def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], features: dict[str, Any],
                   selection: dict[str, Any], metrics: dict[str, dict[str, Any]], sources: list[dict[str, Any]],
                   settings_yaml: str, versions: dict[str, str], plot: str | None,
@@ -39,8 +60,10 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
     quarantine = [q for d in data.values() for q in d["quarantine"]]
     q_lines = "\n".join(f"- `{q['path']}:{q['line']}` field `{q['field']}`: {q['reason']}" for q in quarantine[:50])
     more = f"\n- … and {len(quarantine) - 50} more (see quarantine.jsonl)" if len(quarantine) > 50 else ""
-    counts = markdown_table([{"set": k, "in": d["in"], "used": d["used"], "quarantined": d["quarantined"]}
-                             for k, d in data.items()])
+    counts = markdown_table(data_rows(data))
+    reasons = quarantine_rows(data)
+    if reasons:
+        counts += "\n\n**Quarantined, by reason**\n" + markdown_table(reasons)
     parts = [
         f"# Winnow curation report: {name}",
         "## Result\n" + markdown_table(results_table(metrics)),

@@ -200,7 +200,25 @@ class EvalSettings(_Frozen):
         return self
 
 
+class DataSettings(_Frozen):
+    """How pool files are read (``winnow ingest`` and every ``--pool`` file); query and test sets are always
+    auto-detected, being small files written for the target."""
+
+    format: Literal["auto", "messages", "prompt_response", "alpaca", "sharegpt", "qa"] = Field(
+        "auto", description="a layout for every record, or auto = detect each record's from its keys")
+    map: dict[str, str] = Field(default_factory=dict, description="{winnow field: your column}, e.g. "
+                                                                   "{prompt: question, response: answer}")
+
+    @field_validator("map")
+    @classmethod
+    def _known_fields(cls, v: dict[str, str]) -> dict[str, str]:
+        from winnow.data.layouts import parse_map
+
+        return parse_map(v)
+
+
 class WinnowSettings(_Frozen):
+    data: DataSettings = DataSettings()
     model: ModelSettings = ModelSettings()
     warmup: WarmupSettings = WarmupSettings()
     features: FeatureSettings = FeatureSettings()

@@ -328,6 +328,67 @@ def test_mixture_with_external_feedback(tiny) -> None:
     assert "--study: no study 'nope'" in nostudy.stderr
 
 
+def test_ingest_reads_the_files_people_have(tmp_path) -> None:
+    """A folder as it comes from a hub or a bucket: an Alpaca JSON array gzipped, a ShareGPT JSONL zstd-compressed,
+    a chat file saved with a BOM and CRLF, one broken record; then a file of other columns with --map."""
+    import gzip
+
+    import zstandard
+
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    alpaca = [{"instruction": f"Add {i} and 1.", "input": "", "output": str(i + 1)} for i in range(5)]
+    (inbox / "alpaca.json.gz").write_bytes(gzip.compress(json.dumps(alpaca, indent=1).encode()))
+    share = [{"conversations": [{"from": "human", "value": f"Say {i}."}, {"from": "gpt", "value": str(i)}]} for i in range(4)]
+    (inbox / "share.jsonl.zst").write_bytes(zstandard.ZstdCompressor().compress(
+        "".join(json.dumps(r) + "\n" for r in share).encode()))
+    chats = [{"messages": [{"role": "user", "content": f"Hi {i}"}, {"role": "assistant", "content": "Hello"}],
+              "source": "chat"} for i in range(3)]
+    (inbox / "chats.jsonl").write_bytes(("".join(json.dumps(r) + "\r\n" for r in chats) + '{"messages": [}\r\n')
+                                        .encode("utf-8-sig"))
+    home = tmp_path / "home"
+    proc = winnow("ingest", str(inbox), home=home)
+    assert f"{inbox / 'alpaca.json.gz'}: alpaca 5 (array, gzip; default source / task: 5 / 5)" in proc.stdout
+    assert f"{inbox / 'share.jsonl.zst'}: sharegpt 4 (jsonl, zstd; default source / task: 4 / 4)" in proc.stdout
+    assert f"{inbox / 'chats.jsonl'}: messages 3 (jsonl, utf-8-sig; default source / task: 0 / 3)" in proc.stdout
+    assert "13 records read: 12 used, 1 quarantined" in proc.stdout
+    assert f"{inbox / 'chats.jsonl'}:4: field '<line>': malformed JSON" in proc.stdout
+    assert "12 new rows in pool from 3 file(s)" in proc.stdout
+    assert len((home / "quarantine" / "pool.jsonl").read_text().splitlines()) == 1
+    odd = tmp_path / "odd.jsonl"
+    odd.write_text("".join(json.dumps({"q": f"What is {i}?", "a": str(i)}) + "\n" for i in range(3)))
+    refused = winnow("ingest", str(odd), home=home, expect=2)
+    assert "no known layout" in refused.stderr and "Traceback" not in refused.stderr + refused.stdout
+    mapped = winnow("ingest", str(odd), "--map", "prompt=q,response=a", home=home)
+    assert "prompt_response 3" in mapped.stdout and "3 new rows in pool" in mapped.stdout
+
+
+def test_secrets_never_leak(tiny, tmp_path) -> None:
+    """The judge's API key and object-storage credentials, set in the environment as .env.example says, are used
+    (the judge receives the key) and appear nowhere Winnow writes: not in report.md, settings.yaml, metrics or
+    predictions, not in the logs, and not in Prefect's database (parameters, artifacts, logs) or the store."""
+    import uuid
+
+    from tests.winnow.evaluation.test_rewards import _judge_server, _rating
+
+    secrets = {"WINNOW_JUDGE_API_KEY": f"sk-winnow-{uuid.uuid4().hex}", "AWS_SECRET_ACCESS_KEY": uuid.uuid4().hex,
+               "AWS_ACCESS_KEY_ID": f"AKIA{uuid.uuid4().hex[:16].upper()}"}
+    home, out = tmp_path / "home", tmp_path / "run"
+    with _judge_server(lambda body: _rating("7")) as (url, seen):
+        proc = winnow("curate", *DATA, "--out", str(out), "--config", str(tiny["config"]), "--model", str(tiny["model"]),
+                      "--budget", "4", "--target-metric", "judge", "--set", f"nice.judge_url={url}",
+                      "--set", "nice.judge_model=m", "--set", "nice.samples=2", "--set", "nice.max_new_tokens=4",
+                      "--set", "eval.max_new_tokens=4", home=home, env=secrets)
+    assert seen and {auth for _, auth in seen} == {f"Bearer {secrets['WINNOW_JUDGE_API_KEY']}"}
+    assert (out / "report.md").is_file() and (out / "settings.yaml").is_file()
+    files = [p for root in (home, out) for p in root.rglob("*") if p.is_file()]
+    assert any("prefect" in str(p) and p.suffix == ".db" for p in files), "Prefect's database not found to check"
+    for name, value in secrets.items():
+        assert value not in proc.stdout + proc.stderr, name
+        leaked = [str(p) for p in files if value.encode() in p.read_bytes()]
+        assert not leaked, f"{name} written to {leaked}"
+
+
 def test_ingest_then_retrain(tiny, tmp_path) -> None:
     home = tmp_path / "home"
     first = winnow("ingest", str(GOOD / "pool.jsonl"), home=home)

@@ -1,62 +1,26 @@
-"""Read pool, query and test sets from JSONL, Parquet or Hugging Face ``datasets``.
+"""Read pool, query and test sets: JSONL or JSON (arrays too), gzip/zstd, Parquet, ``datasets`` dirs, hub names.
 
-Every reader yields ``(line_or_row, object)`` pairs and shares one validation path, so a bad record gets the
-same file:line:field message whatever the format. File-level problems (missing file, no usable record)
-raise ``DataFormatError``; record-level problems become quarantine entries.
+The one loader every entry point uses (ingest, curate, compare, mixture, experiment, NICE's queries). Readers
+(``winnow.data.readers``) turn bytes into decoded objects, layouts (``winnow.data.layouts``) turn each object
+into the contract's shape, and ``parse_record`` checks it, so a bad record gets the same file:line:field
+message whatever the format and never costs the rest of its file. File-level problems (missing file, no
+usable record) raise ``DataFormatError``; record-level problems become quarantine entries.
 """
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from winnow.data import readers
+from winnow.data.layouts import LAYOUTS, normalise
 from winnow.data.records import LoadResult, Quarantined, RecordError, dedupe, parse_record
 from winnow.errors import DataFormatError, MissingDependencyError
 
 MAX_LINE_BYTES = 1_000_000  # a 10 MB "record" is almost surely a concatenation bug, not an example
-
-
-def _jsonl_objects(path: Path, result: LoadResult, max_line_bytes: int) -> Iterator[tuple[int, Any]]:
-    with open(path, "rb") as f:
-        data = f.read()
-    lines = data.split(b"\n")
-    last = len(lines)
-    if lines and lines[-1] == b"":
-        lines.pop()  # the usual trailing newline
-        last = -1
-    for i, raw in enumerate(lines, start=1):
-        if not raw.strip():
-            continue
-        result.n_in += 1
-        if len(raw) > max_line_bytes:
-            result.quarantined.append(Quarantined(str(path), i, "<line>",
-                                                  f"line is {len(raw):,} bytes, over the {max_line_bytes:,} limit"))
-            continue
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as e:
-            result.quarantined.append(Quarantined(str(path), i, "<line>", f"invalid UTF-8 at byte {e.start}"))
-            continue
-        try:
-            yield i, json.loads(text)
-        except json.JSONDecodeError as e:
-            truncated = i == last and not data.endswith(b"\n")
-            why = "truncated last line" if truncated else "malformed JSON"
-            result.quarantined.append(Quarantined(str(path), i, "<line>", f"{why}: {e.msg} at column {e.colno}"))
-
-
-def _parquet_objects(path: Path, result: LoadResult) -> Iterator[tuple[int, Any]]:
-    import pyarrow.parquet as pq
-
-    try:
-        rows = pq.read_table(path).to_pylist()
-    except Exception as e:  # pyarrow raises several types for corrupt files
-        raise DataFormatError(str(path), f"cannot read Parquet: {e}") from None
-    for i, row in enumerate(rows, start=1):
-        result.n_in += 1
-        yield i, row
+FORMATS = ("auto", *LAYOUTS)
 
 
 def _hf_objects(spec: str, result: LoadResult) -> Iterator[tuple[int, Any]]:
@@ -77,7 +41,8 @@ def _hf_objects(spec: str, result: LoadResult) -> Iterator[tuple[int, Any]]:
                 raise DataFormatError(where, f"no split {split!r}; splits are {list(ds)} (use DIR:split)")
             ds = ds[split]
     elif os.path.exists(where) or where.startswith((".", "/")):
-        raise DataFormatError(spec, "does not exist, or is not a .jsonl/.json/.parquet file or a datasets directory")
+        raise DataFormatError(spec, "does not exist, or is not a .jsonl/.json/.parquet file (optionally .gz/.zst) "
+                                    "or a datasets directory")
     else:
         try:
             ds = datasets.load_dataset(where, split=split or "train")
@@ -89,39 +54,71 @@ def _hf_objects(spec: str, result: LoadResult) -> Iterator[tuple[int, Any]]:
         yield i, row
 
 
-def load_records(spec: str | os.PathLike[str], *, default_source: str = "", default_task: str = "",
-                 max_line_bytes: int = MAX_LINE_BYTES, labelled: bool = True) -> LoadResult:
-    """Load and validate one data set (``labelled=False``: prompts without responses are accepted too).
-
-    ``spec`` is a ``.jsonl``/``.json`` file, a ``.parquet`` file, a directory saved by ``datasets``
-    (optionally ``DIR:split``), or a hub dataset name (``name`` or ``name:split``) for users with internet.
-    """
-    spec = str(spec)
-    result = LoadResult(path=spec)
+def _objects(spec: str, result: LoadResult, max_line_bytes: int) -> Iterator[tuple[int, Any]]:
+    """Decoded objects of any supported source; records how it was read in ``result.read_as``."""
     path = Path(spec)
-    if path.suffix in (".jsonl", ".json"):
+    suffix = readers.data_suffix(path)
+    if suffix in (*readers.JSON_SUFFIXES, ".parquet") or (path.is_file() and path.suffix in readers.COMPRESSED_SUFFIXES):
         if not path.is_file():
             raise DataFormatError(spec, "file does not exist")
-        objects = _jsonl_objects(path, result, max_line_bytes)
-    elif path.suffix == ".parquet":
-        if not path.is_file():
-            raise DataFormatError(spec, "file does not exist")
-        objects = _parquet_objects(path, result)
-    else:
-        objects = _hf_objects(spec, result)
-    for line, obj in objects:
+        if suffix == ".parquet":
+            result.read_as = {"container": "parquet"}
+            return readers.parquet_objects(path, result)
+        data, compression = readers.read_bytes(path, result)
+        data, encoding = readers.to_utf8(path, data, result)
+        kind = readers.container(data)
+        result.read_as = {"compression": compression, "encoding": encoding, "container": kind}
+        if kind == "array":
+            return readers.array_objects(path, data, result, max_line_bytes)
+        if kind == "document":
+            return readers.document_objects(path, data, result)
+        return readers.jsonl_objects(path, data, result, max_line_bytes)
+    result.read_as = {"container": "datasets"}
+    return _hf_objects(spec, result)
+
+
+def read_records(spec: str | os.PathLike[str], *, layout: str = "auto", column_map: Mapping[str, str] | None = None,
+                 default_source: str = "", max_line_bytes: int = MAX_LINE_BYTES, labelled: bool = True) -> LoadResult:
+    """Every record of ``spec`` used or quarantined; raises only for the file itself (missing, unreadable).
+
+    ``layout`` forces one of ``LAYOUTS`` (``auto`` detects each record's); ``column_map`` renames the user's
+    columns first ({winnow field: column}); a record without ``source`` takes ``default_source`` (the file's
+    stem by default) and one without ``task`` its source, counted in ``result.defaulted``."""
+    spec = str(spec)
+    if layout not in FORMATS:
+        raise DataFormatError(spec, f"unknown format {layout!r} (one of {', '.join(FORMATS)})")
+    result = LoadResult(path=spec)
+    fallback = default_source or readers.stem(spec)
+    for line, obj in _objects(spec, result, max_line_bytes):
         try:
-            rec = parse_record(obj, default_source=default_source, default_task=default_task, labelled=labelled)
+            canonical, found = normalise(obj, layout, column_map)
+            rec = parse_record(canonical, default_source=fallback, labelled=labelled)
         except RecordError as e:
             result.quarantined.append(Quarantined(spec, line, e.field, e.reason))
             continue
+        result.layouts[found] = result.layouts.get(found, 0) + 1
+        for key in ("source", "task"):
+            result.defaulted[key] += canonical.get(key) is None
         result.records.append(rec)
         result.lines.append(line)
     dedupe(result)
     result.check_counts()
+    return result
+
+
+def load_records(spec: str | os.PathLike[str], *, layout: str = "auto", column_map: Mapping[str, str] | None = None,
+                 default_source: str = "", max_line_bytes: int = MAX_LINE_BYTES, labelled: bool = True) -> LoadResult:
+    """``read_records``, and a ``DataFormatError`` naming the first problem when no record is usable.
+
+    ``spec`` is a ``.jsonl``/``.json``/``.ndjson`` file (JSON lines, an array, or one document holding a
+    ``data``/``records`` list), optionally gzip- or zstd-compressed, a ``.parquet`` file, a directory saved by
+    ``datasets`` (optionally ``DIR:split``), or a hub dataset name (``name`` or ``name:split``); ``labelled=False``
+    accepts prompts without responses too."""
+    result = read_records(spec, layout=layout, column_map=column_map, default_source=default_source,
+                          max_line_bytes=max_line_bytes, labelled=labelled)
     if not result.records:
         detail = f"; first problem: {result.quarantined[0]}" if result.quarantined else ""
-        raise DataFormatError(spec, f"no usable record ({result.n_in} read){detail}")
+        raise DataFormatError(str(spec), f"no usable record ({result.n_in} read){detail}")
     return result
 
 

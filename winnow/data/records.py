@@ -8,10 +8,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any
 
 ROLES = ("system", "user", "assistant")
+
+_short = reprlib.Repr()  # keyword arguments arrive in Python 3.12
+_short.maxlevel, _short.maxstring, _short.maxother, _short.maxlist, _short.maxdict = 2, 40, 40, 4, 4
+
+
+def describe(value: object) -> str:
+    """A bounded repr for error messages: a 10 MB or 10,000-deep value must not become the message."""
+    return _short.repr(value)
+
+
+def _unicode(value: str, field: str) -> str:
+    """Reject lone surrogates (``"\\ud800"`` in JSON, or invalid UTF-8 in an array): they decode to Python
+    strings but cannot be written to the store, hashed or tokenised."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise RecordError(field, f"invalid Unicode at character {e.start} (a lone surrogate or invalid UTF-8)") from None
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +84,28 @@ class LoadResult:
     quarantined: list[Quarantined] = field(default_factory=list)
     n_in: int = 0
     lines: list[int] = field(default_factory=list)  # source line (or row) of each accepted record
+    # How the file was read: compression, encoding, container (jsonl, array, document, parquet, datasets),
+    # the layout of each accepted record, and how many records took a default source or task.
+    read_as: dict[str, str] = field(default_factory=dict)
+    layouts: dict[str, int] = field(default_factory=dict)
+    defaulted: dict[str, int] = field(default_factory=lambda: {"source": 0, "task": 0})
 
     def check_counts(self) -> None:
         assert self.n_in == len(self.records) + len(self.quarantined), "record accounting broken"
 
+    def reasons(self) -> dict[str, int]:
+        """Quarantine counts per reason kind (the reason's text before any ':' or detail), most common first."""
+        counts: dict[str, int] = {}
+        for q in self.quarantined:
+            text = re.sub(r"\d[\d,]*", "N", re.sub(r"'[^']*'", "'…'", q.reason.split(":")[0].split(" (")[0]))
+            kind = re.sub(r"\[\d+\]", "[N]", q.field) + ": " + text
+            counts[kind] = counts.get(kind, 0) + 1
+        return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
     def summary(self) -> dict[str, Any]:
         return {"path": self.path, "in": self.n_in, "used": len(self.records),
-                "quarantined": len(self.quarantined)}
+                "quarantined": len(self.quarantined), "read_as": self.read_as, "layouts": self.layouts,
+                "defaulted": self.defaulted, "reasons": self.reasons()}
 
 
 def content_id(messages: tuple[tuple[str, str], ...]) -> str:
@@ -94,7 +129,7 @@ def _text(obj: dict[str, Any], key: str, *, required: bool = True) -> str | None
     value = obj[key]
     if not isinstance(value, str):
         raise RecordError(key, f"must be a string, got {type(value).__name__}")
-    return value
+    return _unicode(value, key)
 
 
 def parse_record(obj: Any, *, default_source: str = "", default_task: str = "", labelled: bool = True) -> Record:
@@ -114,11 +149,11 @@ def parse_record(obj: Any, *, default_source: str = "", default_task: str = "", 
             if not isinstance(m, dict):
                 raise RecordError(f"messages[{i}]", "must be an object with role and content")
             role, content = m.get("role"), m.get("content")
-            if role not in ROLES:
-                raise RecordError(f"messages[{i}].role", f"unknown role {role!r} (expected one of {ROLES})")
+            if not isinstance(role, str) or role not in ROLES:
+                raise RecordError(f"messages[{i}].role", f"unknown role {describe(role)} (expected one of {ROLES})")
             if not isinstance(content, str):
                 raise RecordError(f"messages[{i}].content", f"must be a string, got {type(content).__name__}")
-            turns.append((role, content))
+            turns.append((role, _unicode(content, f"messages[{i}].content")))
         if turns[-1][0] != "assistant":
             if labelled:
                 raise RecordError("messages", "last turn must be the assistant's response")
@@ -141,14 +176,14 @@ def parse_record(obj: Any, *, default_source: str = "", default_task: str = "", 
         turns = [("user", prompt), ("assistant", response)]
     messages = tuple(turns)
     source = _text(obj, "source", required=not default_source) or default_source
-    task = _text(obj, "task", required=not default_task) or default_task
+    task = _text(obj, "task", required=not (default_task or source)) or default_task or source
     rid = obj.get("id")
     if rid is None:
         rid = content_id(messages)
     elif isinstance(rid, (int, str)) and not isinstance(rid, bool) and str(rid).strip():
-        rid = str(rid)
+        rid = _unicode(str(rid), "id")
     else:
-        raise RecordError("id", f"must be a non-empty string or integer, got {rid!r}")
+        raise RecordError("id", f"must be a non-empty string or integer, got {describe(rid)}")
     tests = _text(obj, "tests", required=False)
     choices = _choices(obj)
     if choices is not None and messages[-1][1] and messages[-1][1] not in choices:
@@ -163,6 +198,8 @@ def _choices(obj: dict[str, Any]) -> tuple[str, ...] | None:
         return None
     if not isinstance(raw, list) or len(raw) < 2 or not all(isinstance(c, str) and c.strip() for c in raw):
         raise RecordError("choices", "must be a list of two or more non-empty strings")
+    for c in raw:
+        _unicode(c, "choices")
     if len(set(raw)) != len(raw):
         raise RecordError("choices", "has a repeated choice")
     return tuple(raw)
@@ -179,7 +216,7 @@ def _choice_answer(answer: Any, choices: tuple[str, ...]) -> str:
         if len(letter) == 1 and 0 <= ord(letter) - ord("A") < len(choices):
             return choices[ord(letter) - ord("A")]
     raise RecordError("answer", f"must be an index, a letter or the text of one of the {len(choices)} choices, "
-                                f"got {answer!r}")
+                                f"got {describe(answer)}")
 
 
 def dedupe(result: LoadResult) -> LoadResult:

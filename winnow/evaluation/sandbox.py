@@ -1,17 +1,22 @@
 """Run untrusted code (model answers, dataset tests) in a sandbox, never in-process.
 
-bubblewrap (Debian/Ubuntu package ``bubblewrap``) gives a read-only view of the system, a private /tmp, one
-writable throwaway directory, and new network, PID, IPC and UTS namespaces: no network at all, and killing
-the sandbox's first process ends every process it started. On top: address-space, CPU-time, file-size and
-process-count limits, and a wall-clock timeout after which the whole session is killed. Started as root,
-the sandbox drops to ``nobody`` so the process-count limit applies (root is exempt from RLIMIT_NPROC).
-There is no unsandboxed fallback: without bubblewrap, code rewards are an error.
+bubblewrap (Debian/Ubuntu package ``bubblewrap``) builds a file system that holds only what the code needs: the
+interpreter and its libraries read-only (``/usr`` and, for an interpreter installed elsewhere, its own
+prefix), a private ``/tmp``, fresh ``/dev`` and ``/proc``, and one writable throwaway directory. The home
+directory, ``.env``, the feature store and the project are simply not there. New network, PID, IPC, UTS and
+user namespaces: no network at all, and killing the sandbox's first process ends every process it started.
+
+Limits come from ``prlimit`` (address space, CPU time, file size, processes, no core files) and a wall-clock
+timeout after which the whole session is killed. Started as root, ``setpriv`` first drops to ``nobody``, so
+the process-count limit applies (root is exempt from RLIMIT_NPROC). All three are programs in the command
+line, exec'd one by the next, so nothing runs between fork and exec in the caller — safe in threaded Dask
+workers, where a ``preexec_fn`` is not. There is no unsandboxed fallback: without these tools, code rewards
+are an error.
 """
 from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import shutil
 import signal
 import subprocess
@@ -23,6 +28,9 @@ from pathlib import Path
 from winnow.errors import MissingDependencyError
 
 NOBODY = 65534
+# Top-level directories that merged-/usr systems make symlinks into /usr (bound as the same symlinks), or that
+# older systems keep as real directories of libraries and programs (bound read-only).
+SYSTEM_DIRS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 
 
 @dataclass(frozen=True)
@@ -46,11 +54,15 @@ class SandboxResult:
         return self.returncode == 0 and not self.timed_out
 
 
-def bwrap_path() -> str:
-    path = shutil.which("bwrap")
+def tool(name: str, package: str) -> str:
+    path = shutil.which(name)
     if path is None:
-        raise MissingDependencyError("code rewards run in a bubblewrap sandbox: apt-get install bubblewrap")
+        raise MissingDependencyError(f"code rewards run in a sandbox that needs {name}: apt-get install {package}")
     return path
+
+
+def bwrap_path() -> str:
+    return tool("bwrap", "bubblewrap")
 
 
 def sandbox_python() -> str:
@@ -62,35 +74,44 @@ def sandbox_python() -> str:
     return sys.executable
 
 
-def _limit(limits: SandboxLimits, workdir: str) -> None:
-    """Runs in the child before exec: own session, resource limits, unprivileged uid when root."""
-    os.setsid()
-    mem = limits.memory_mb << 20
-    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
-    resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_mb << 20, limits.max_file_mb << 20))
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_procs, limits.max_procs))
-    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    if os.getuid() == 0:
-        os.setgroups([])
-        os.setgid(NOBODY)
-        os.setuid(NOBODY)
+def file_system(python: str, work: str) -> list[str]:
+    """bubblewrap arguments for the sandbox's whole file system: nothing of the host is there unless named."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for d in SYSTEM_DIRS:
+        if os.path.islink(d):
+            args += ["--symlink", os.readlink(d), d]
+        elif os.path.isdir(d):
+            args += ["--ro-bind", d, d]
+    real = os.path.realpath(python)
+    if not real.startswith("/usr/"):  # an interpreter installed elsewhere (pyenv, conda): its own prefix only
+        prefix = str(Path(real).parents[1])
+        args += ["--ro-bind", prefix, prefix]
+        if os.path.abspath(python) != real:
+            args += ["--ro-bind", real, os.path.abspath(python)]
+    return [*args, "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--bind", work, work, "--chdir", work]
+
+
+def command(limits: SandboxLimits, python: str, work: str) -> list[str]:
+    """setpriv (root only) -> prlimit -> bwrap -> python: each execs the next."""
+    mem, fsize = limits.memory_mb << 20, limits.max_file_mb << 20
+    drop = ([tool("setpriv", "util-linux"), f"--reuid={NOBODY}", f"--regid={NOBODY}", "--clear-groups", "--"]
+            if os.getuid() == 0 else [])
+    rlimits = [tool("prlimit", "util-linux"), f"--as={mem}", f"--cpu={limits.cpu_s}", f"--fsize={fsize}",
+               f"--nproc={limits.max_procs}", "--core=0", "--"]
+    return [*drop, *rlimits, bwrap_path(), *file_system(python, work), "--unshare-all", "--unshare-user",
+            "--uid", str(NOBODY), "--gid", str(NOBODY), "--die-with-parent", "--new-session", "--clearenv",
+            "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", work, python, "-I", "-S", "main.py"]
 
 
 def run_python(code: str, *, limits: SandboxLimits = SandboxLimits(), stdin: str = "") -> SandboxResult:
-    """Run ``code`` with the current Python interpreter inside the sandbox, in a fresh temporary directory."""
-    bwrap = bwrap_path()
+    """Run ``code`` with a stdlib interpreter inside the sandbox, in a fresh temporary directory."""
     with tempfile.TemporaryDirectory(prefix="winnow-sandbox-") as work:
         Path(work, "main.py").write_text(code)
         if os.getuid() == 0:
             os.chown(work, NOBODY, NOBODY)
             os.chmod(work, 0o700)
-        cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-               "--bind", work, work, "--chdir", work, "--unshare-all", "--die-with-parent", "--new-session",
-               "--clearenv", "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "HOME", work,
-               sandbox_python(), "-I", "-S", "main.py"]
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True, preexec_fn=lambda: _limit(limits, work))
+        proc = subprocess.Popen(command(limits, sandbox_python(), work), stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
         try:
             out, err = proc.communicate(stdin, timeout=limits.timeout_s)
             return SandboxResult(proc.returncode, out[-10_000:], err[-10_000:], False)

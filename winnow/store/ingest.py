@@ -14,7 +14,14 @@ from winnow.hashing import file_digest
 from winnow.keys import code_version
 from winnow.store import lance, ledger, record_tables
 
-DATA_SUFFIXES = (".jsonl", ".json", ".parquet")
+DATA_SUFFIXES = (".jsonl", ".json", ".ndjson", ".parquet")
+
+
+def is_data_file(path: Path) -> bool:
+    """A file a directory's ingest picks up: a data suffix, under any compression suffix."""
+    from winnow.data.readers import data_suffix
+
+    return path.is_file() and data_suffix(path) in DATA_SUFFIXES
 
 
 def table_name_for(role: str, spec: str) -> str:
@@ -24,17 +31,37 @@ def table_name_for(role: str, spec: str) -> str:
     return f"{role}__{stem}_{digest}"
 
 
-def ingest(spec: str, store_uri: str, table: str) -> dict[str, Any]:
-    """Validate ``spec`` and merge its records into ``table``; returns counts, quarantine and table ref."""
-    result = load_records(spec)
+def ingest(spec: str, store_uri: str, table: str, layout: str = "auto",
+           column_map: dict[str, str] | None = None) -> dict[str, Any]:
+    """Validate ``spec`` and merge its records into ``table``; returns counts, quarantine and table ref.
+    How the file was read (compression, container, layouts, defaults, map) goes into the table's ingest
+    ledger with the file's digest: the provenance of every row it added."""
+    result = load_records(spec, layout=layout, column_map=column_map)
     db = lance.connect(store_uri)
     ref = record_tables.write_records(db, table, result.records)
     # Tables are append-only (ids are never removed): say so when the table holds ids the file lacks.
     extra = ref.n_rows - len(result.records)
-    return {**result.summary(), "table": ref.name, "version": ref.version, "table_rows": ref.n_rows, "added": ref.added,
-            "ids_not_in_file": extra,
-            "quarantine": [asdict(q) for q in result.quarantined],
-            "truncation": "prompts cut from the left, responses from the right (see winnow.data.formatting)"}
+    out = {**result.summary(), "format": layout, "map": dict(column_map or {}), "table": ref.name,
+           "version": ref.version, "table_rows": ref.n_rows, "added": ref.added, "ids_not_in_file": extra,
+           "quarantine": [asdict(q) for q in result.quarantined],
+           "truncation": "prompts cut from the left, responses from the right (see winnow.data.formatting)"}
+    if Path(spec).is_file():
+        digest = file_digest(spec)
+        ledger.record(db, ledger.INGESTED, ingest_key(table, digest, layout, column_map), table,
+                      {k: out[k] for k in ("path", "in", "used", "quarantined", "added", "version", "read_as", "layouts",
+                                           "defaulted", "reasons", "format", "map")} | {"digest": digest})
+    return out
+
+
+def ingest_key(table: str, digest: str, layout: str = "auto", column_map: dict[str, str] | None = None) -> str:
+    """One ledger key per table, content, reading options and loader code."""
+    options = "" if layout == "auto" and not column_map else f":{layout}:{sorted((column_map or {}).items())}"
+    return f"{table}:{digest}{options}:{code_version(__name__, 'winnow.data.loaders', 'winnow.data.readers', 'winnow.data.layouts', 'winnow.data.records')}"
+
+
+def provenance(store_uri: str, table: str) -> list[dict[str, Any]]:
+    """The files a table's rows came from, oldest first: path, digest, how each was read, counts."""
+    return ledger.entries(lance.connect(store_uri), ledger.INGESTED, table)
 
 
 def is_table_spec(spec: str, store_uri: str) -> bool:
@@ -54,12 +81,13 @@ def open_table_data(store_uri: str, table: str) -> dict[str, Any]:
             "version": tbl.version, "table_rows": n, "added": 0, "ids_not_in_file": 0}
 
 
-def ingest_or_open(spec: str, store_uri: str, role: str) -> dict[str, Any]:
+def ingest_or_open(spec: str, store_uri: str, role: str, layout: str = "auto",
+                   column_map: dict[str, str] | None = None) -> dict[str, Any]:
     """The data step of every flow: a store table by name as it is, anything else ingested into the table
     named after it (``table_name_for``), so a grown file keeps its table and its old rows' features."""
     if is_table_spec(spec, store_uri):
         return open_table_data(store_uri, spec)
-    return ingest(spec, store_uri, table_name_for(role, spec))
+    return ingest(spec, store_uri, table_name_for(role, spec), layout, column_map)
 
 
 def data_files(paths: list[str]) -> list[str]:
@@ -68,7 +96,7 @@ def data_files(paths: list[str]) -> list[str]:
     out: list[str] = []
     for p in map(Path, paths):
         if p.is_dir() and not (p / "dataset_info.json").exists():
-            out += [str(f) for f in sorted(p.iterdir()) if f.is_file() and f.suffix in DATA_SUFFIXES]
+            out += [str(f) for f in sorted(p.iterdir()) if is_data_file(f)]
         elif p.exists():
             out.append(str(p))
         else:
@@ -76,21 +104,17 @@ def data_files(paths: list[str]) -> list[str]:
     return out
 
 
-def ingest_file(path: str, store_uri: str, table: str) -> dict[str, Any]:
-    """Ingest one file unless this exact content was ingested into ``table`` before by the same loader code
-    (the ledger is keyed by content hash and code version: a renamed copy is skipped, an edited file is read
-    again, and so is every file after a fix to the loader — records are added by id, so nothing doubles)."""
+def ingest_file(path: str, store_uri: str, table: str, layout: str = "auto",
+                column_map: dict[str, str] | None = None) -> dict[str, Any]:
+    """Ingest one file unless this exact content was ingested into ``table`` before with the same options by
+    the same loader code (the ledger is keyed by content hash, options and code version: a renamed copy is
+    skipped, an edited file is read again, and so is every file after a fix to the loader — records are added
+    by id, so nothing doubles)."""
     digest = file_digest(path) if Path(path).is_file() else hashlib.sha256(os.path.abspath(path).encode()).hexdigest()
     db = lance.connect(store_uri)
-    key = f"{table}:{digest}:{code_version(__name__)}"
-    done = ledger.get(db, ledger.INGESTED, key)
+    done = ledger.get(db, ledger.INGESTED, ingest_key(table, digest, layout, column_map))
     if done is not None:
         tbl = lance.open_table(db, table)
-        return {"path": path, "digest": digest, "skipped": True, "added": 0, "in": done["in"], "used": done["used"],
-                "quarantined": done["quarantined"], "quarantine": [], "table": table,
+        return {**done, "path": path, "digest": digest, "skipped": True, "added": 0, "quarantine": [], "table": table,
                 "version": tbl.version, "table_rows": tbl.count_rows()}
-    result = ingest(path, store_uri, table)
-    ledger.record(db, ledger.INGESTED, key, table, {"path": path, "added": result["added"], "in": result["in"],
-                                                      "used": result["used"], "quarantined": result["quarantined"],
-                                                      "version": result["version"]})
-    return {**result, "digest": digest, "skipped": False}
+    return {**ingest(path, store_uri, table, layout, column_map), "digest": digest, "skipped": False}

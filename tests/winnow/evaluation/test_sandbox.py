@@ -60,3 +60,48 @@ def test_cannot_write_outside_its_directory(tmp_path) -> None:
     r = run_python(f"open({str(target)!r}, 'w').write('x')\n")
     assert not r.passed and not target.exists()
     assert run_python("open('inside.txt', 'w').write('x'); print(open('inside.txt').read())").stdout.strip() == "x"
+
+
+def test_host_files_are_not_there(tmp_path) -> None:
+    """A file in the home directory, a feature store and a project's ``.env`` do not exist inside (ENOENT, not
+    EACCES: a read-only view of the whole host would show them and only file modes would stand in the way,
+    which protect nothing when Winnow runs as the user who owns them). Only the system's directories are at /."""
+    import uuid
+    from pathlib import Path
+
+    tag = uuid.uuid4().hex[:8]
+    home_file = Path.home() / f".winnow-test-secret-{tag}"
+    project = Path.cwd() / f".winnow-test-project-{tag}"
+    store_file, env_file = project / "store" / "pool.lance" / "data.lance", project / ".env"
+    store_file.parent.mkdir(parents=True)
+    for f in (home_file, store_file, env_file):
+        f.write_text("secret")
+    os_ = __import__("os")
+    os_.chmod(home_file, 0o644)  # readable by anyone on the host: only the sandbox's file system hides it
+    try:
+        probe = ("import errno, os\nfor p in {paths!r}:\n    try:\n        open(p).read(); print(p, 'READ')\n"
+                 "    except OSError as e:\n        print(p, errno.errorcode[e.errno])\nprint(sorted(os.listdir('/')))\n")
+        r = run_python(probe.format(paths=[str(home_file), str(store_file), str(env_file)]))
+        assert r.passed, r.stderr
+        lines = r.stdout.splitlines()
+        assert [line.split()[-1] for line in lines[:3]] == ["ENOENT"] * 3, r.stdout
+        assert set(eval(lines[3])) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "dev", "proc", "tmp"}
+    finally:
+        home_file.unlink()
+        shutil.rmtree(project)
+
+
+def test_no_preexec_fn(monkeypatch) -> None:
+    """Limits and the uid drop are programs in the command line (setpriv, prlimit, bwrap), never a
+    ``preexec_fn``, which is unsafe in the threaded Dask workers that run rewards."""
+    seen = {}
+    real = subprocess.Popen
+
+    def spy(*args, **kwargs):
+        seen.update(kwargs, cmd=args[0])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(subprocess, "Popen", spy)
+    assert run_python("print(1)").passed
+    assert seen.get("preexec_fn") is None and seen["start_new_session"]
+    assert any(c.endswith("prlimit") for c in seen["cmd"]) and any(c.endswith("bwrap") for c in seen["cmd"])
