@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.recipe import featurise, load_data, open_run, select
+from flows.recipe import featurise, load_data, open_run, select, target_files
 from winnow.features import REPRESENTATIONS
 from winnow.recipe import Arm, Recipe
 from winnow.report import markdown_table
@@ -24,6 +24,8 @@ def compare(pool: str, query: str, out: str, settings: dict[str, Any], store_uri
     """Selection only: one arm per representation × selector, no fine-tuning."""
     logger = get_run_logger()
     run = open_run(settings, store_uri, work_dir, worker_threads)
+    run, files = target_files(run, query=query)  # data.target's layout and map, when set
+    query = files["query"]
     sel = run.cfg.selection
     reps = representations or list(REPRESENTATIONS)
     sels = selectors or [s for s in SELECTORS if s != "all"]  # "all" is the full-data baseline, not a selection

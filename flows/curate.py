@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 from prefect import flow, get_run_logger
 
-from flows.recipe import feature_summary, open_run, run_recipe
+from flows.recipe import feature_summary, open_run, run_recipe, target_files
 from flows.runtime import deployment_task_runner
 from tasks.data import query_labels_task
 from tasks.report import report_task
@@ -25,7 +25,9 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
     exemplifies, checked on ``test``. ``rewarm`` starts a new feature space instead of keeping the pool's."""
     logger = get_run_logger()
     run = open_run(settings, store_uri, work_dir, worker_threads)
-    recipe = curation(pool, query, test, run.cfg, unlabelled=query_labels_task(query)["unlabelled"])
+    run, files = target_files(run, query=query, test=test)  # data.target's layout and map, when set
+    recipe = curation(pool, files["query"], files["test"], run.cfg,
+                      unlabelled=query_labels_task(files["query"])["unlabelled"])
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     res = run_recipe(run, recipe, out_dir, rewarm=rewarm)

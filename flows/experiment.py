@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from flows.mixture import prepare as prepare_mixture
 from flows.mixture import search as search_mixture
-from flows.recipe import Run, evaluate, featurise, finetune, load_data, open_run, select
+from flows.recipe import Run, evaluate, featurise, finetune, load_data, open_run, select, target_files
 from flows.runtime import deployment_task_runner, versions
 from tasks.experiment import reference_order_task, write_subset_task
 from tasks.mixture import build_mixture_task
@@ -59,6 +59,11 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
     if budgets:
         exp = ExperimentConfig.model_validate({**exp.model_dump(), "budgets": budgets})
     run = open_run(settings, store_uri, work_dir, worker_threads)
+    targets_read = []
+    for t in exp.targets:  # data.target's layout and map, when set: canonical copies from here on
+        run, files = target_files(run, query=t.query, test=t.test)
+        targets_read.append(t.model_copy(update=files))
+    exp = exp.model_copy(update={"targets": targets_read})
     cfg = run.cfg
     out_dir = Path(out).resolve()
     (out_dir / "cells").mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from flows.env import EnvSettings
-from flows.recipe import Run, featurise, finetune, load_data, open_run
+from flows.recipe import Run, featurise, finetune, load_data, open_run, target_files
 from flows.runtime import deployment_task_runner
 from tasks.data import data_task, validation_split_task
 from tasks.evaluation import evaluate_task
@@ -128,6 +128,8 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
     """Warm-started DUET over domain proportions; the target is seen only through the validation split's score
     (or a person's), and the chosen mixture is measured once on ``test``."""
     run = open_run(settings, store_uri, work_dir, worker_threads)
+    run, files = target_files(run, test=test, val=val)  # data.target's layout and map, when set
+    test, val = files["test"], files["val"]
     cfg, m = run.cfg, run.cfg.mixture
     optuna_storage = optuna_storage or EnvSettings().optuna_path
     out_dir = Path(out).resolve()

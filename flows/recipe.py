@@ -8,7 +8,7 @@ step returns handles (table names, paths, counts, digests), never arrays.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from flows.env import EnvSettings
 from flows.nice import run_nice
 from flows.runtime import resolve_locations
-from tasks.data import data_task, validate_task
+from tasks.data import data_task, target_file_task, validate_task
 from tasks.evaluation import evaluate_task, lm_eval_task
 from tasks.features import compact_task, feature_shard_task, plan_features_task
 from tasks.model import prepare_model_task
@@ -31,6 +31,7 @@ from winnow.errors import ConfigError
 from winnow.hashing import file_digest
 from winnow.recipe import Arm, Recipe
 from winnow.settings import ModelSettings, TrainSettings, WinnowSettings, build_settings
+from winnow.store.ingest import is_table_spec
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class Run:
     work_dir: str
     model_path: str
     worker_model: ModelSettings  # cfg.model with the workers' thread count
+    reads: dict[str, dict[str, Any]] = field(default_factory=dict)  # canonical target file -> how its original read
 
 
 def open_run(settings: dict[str, Any], store_uri: str = "", work_dir: str = "", worker_threads: int = 0) -> Run:
@@ -57,6 +59,28 @@ def open_run(settings: dict[str, Any], store_uri: str = "", work_dir: str = "", 
 
 
 # ---------------------------------------------------------------------------------------------------- data
+def target_files(run: Run, **specs: str) -> tuple[Run, dict[str, str]]:
+    """The query, validation and test files as every later step reads them. With ``data.target`` at its default
+    they are handed on as given (each reader detects layouts itself); with a layout or column map, each is read
+    once with them and handed on as a canonical copy under the work folder, and how the original was read stays
+    on the run, so the report counts the user's file, not the copy. A store table name is handed on as it is."""
+    layout = run.cfg.data.target
+    if layout.is_default():
+        return run, specs
+    reads, paths = dict(run.reads), {}
+    for role, spec in specs.items():
+        if not spec or is_table_spec(spec, run.store_uri):
+            paths[role] = spec
+            continue
+        res = target_file_task(spec, role, str(Path(run.work_dir) / "targets"), layout)
+        paths[role] = res["canonical"]
+        reads[res["canonical"]] = res
+    return replace(run, reads=reads), paths
+
+
+_READ_KEYS = ("path", "in", "used", "quarantined", "quarantine", "read_as", "layouts", "defaulted", "reasons")
+
+
 def load_data(run: Run, recipe: Recipe) -> dict[str, dict[str, Any]]:
     """Pool and query into the store (or a store table by name), the test set validated; every arm's budget is
     checked against the pool here, before any training."""
@@ -64,8 +88,10 @@ def load_data(run: Run, recipe: Recipe) -> dict[str, dict[str, Any]]:
     data = {"pool": data_task(recipe.pool, run.store_uri, "pool", run.cfg.data)}
     if recipe.query and recipe.needs_query_table():
         data["query"] = data_task(recipe.query, run.store_uri, "query")
+        if recipe.query in run.reads:  # a canonical copy: report the user's file
+            data["query"] = {**data["query"], **{k: run.reads[recipe.query][k] for k in _READ_KEYS}}
     if recipe.test:
-        data["test"] = validate_task(recipe.test)
+        data["test"] = run.reads.get(recipe.test) or validate_task(recipe.test)
     for arm in recipe.arms:
         resolve_budget(arm.budget, data["pool"]["table_rows"], name="selection.budget")
     for role in ("pool", "query"):

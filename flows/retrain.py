@@ -16,7 +16,7 @@ import yaml
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.recipe import open_run, run_recipe
+from flows.recipe import open_run, run_recipe, target_files
 from flows.runtime import deployment_task_runner, versions
 from tasks.report import artifact_key, with_inline_images
 from tasks.retrain import previous_retrain_task, record_retrain_task
@@ -31,6 +31,8 @@ def retrain(pool_table: str, query: str, test: str, out: str, settings: dict[str
     since the last retrain of the same line (0 = always, as the weekly schedule does)."""
     logger = get_run_logger()
     run = open_run(settings or {}, store_uri, work_dir, worker_threads)
+    run, files = target_files(run, query=query, test=test)  # data.target's layout and map, when set
+    query, test = files["query"], files["test"]
     recipe = retraining(pool_table, query, test, run.cfg)
     # A line of retrains compares like with like: same settings (model and LoRA included) and same target.
     prev = previous_retrain_task(run.store_uri, pool_table, run.cfg, query, test)

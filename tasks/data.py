@@ -6,7 +6,7 @@ from typing import Any
 from prefect import task
 
 from tasks import unexpected_only
-from winnow.settings import DataSettings
+from winnow.settings import DataSettings, FileLayout
 from winnow.store.ingest import ingest_or_open
 
 
@@ -17,6 +17,20 @@ def data_task(spec: str, store_uri: str, role: str, data: DataSettings | None = 
     ids the table lacks."""
     data = data or DataSettings()
     return ingest_or_open(spec, store_uri, role, data.format, data.map)
+
+
+@task(name="target-file", task_run_name="target-{role}")
+def target_file_task(spec: str, role: str, out_dir: str, layout: FileLayout) -> dict[str, Any]:
+    """A query, validation or test file read with ``data.target``'s layout and map, handed on as a canonical
+    file (``winnow.data.loaders.canonical_copy``): its path and how the original was read travel, not records."""
+    from dataclasses import asdict
+
+    from winnow.data.loaders import canonical_copy
+
+    path, result = canonical_copy(spec, out_dir, layout=layout.format, column_map=layout.map,
+                                  labelled=role != "query")
+    return {**result.summary(), "quarantine": [asdict(q) for q in result.quarantined], "canonical": path,
+            "format": layout.format, "map": dict(layout.map)}
 
 
 @task(name="validate-records")

@@ -200,9 +200,8 @@ class EvalSettings(_Frozen):
         return self
 
 
-class DataSettings(_Frozen):
-    """How pool files are read (``winnow ingest`` and every ``--pool`` file); query and test sets are always
-    auto-detected, being small files written for the target."""
+class FileLayout(_Frozen):
+    """How a set of files is read: one layout for every record (or each record's own) and a column map."""
 
     format: Literal["auto", "messages", "prompt_response", "alpaca", "sharegpt", "qa"] = Field(
         "auto", description="a layout for every record, or auto = detect each record's from its keys")
@@ -215,6 +214,16 @@ class DataSettings(_Frozen):
         from winnow.data.layouts import parse_map
 
         return parse_map(v)
+
+    def is_default(self) -> bool:
+        return self.format == "auto" and not self.map
+
+
+class DataSettings(FileLayout):
+    """How pool files are read (``winnow ingest`` and every ``--pool`` file), and, under ``target``, the query,
+    validation and test files: a benchmark often has columns of its own that the pool does not share."""
+
+    target: FileLayout = FileLayout()
 
 
 class WinnowSettings(_Frozen):

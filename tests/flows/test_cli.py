@@ -108,7 +108,8 @@ def test_curate_golden_outcome(tiny) -> None:
 def test_curate_leaves_out_copies_of_test_items(tiny) -> None:
     """Two test items planted in the pool (one verbatim under another instruction, one re-cased with its
     punctuation changed): with every row in the budget, both arms leave them out, the report lists them, and
-    the explicit switch keeps them."""
+    the explicit switch keeps them. The first run's query and test sets are in columns of their own
+    (``data.target.map``), so the guard, the features and the evaluation all read them through the map."""
     pool = tiny["root"] / "contaminated-pool.jsonl"
     planted = [{"id": "copy-verbatim", "messages": [{"role": "system", "content": "Answer yes or no."},
                                                     {"role": "user", "content": "is 41 even?"},
@@ -117,8 +118,16 @@ def test_curate_leaves_out_copies_of_test_items(tiny) -> None:
     pool.write_text((GOOD / "pool.jsonl").read_text() + "".join(json.dumps(p) + "\n" for p in planted))
     data = ["--pool", str(pool), "--query", str(GOOD / "query.jsonl"), "--test", str(GOOD / "test.jsonl")]
     base = ["--config", str(tiny["config"]), "--model", str(tiny["model"]), "--budget", "22"]
+    own = {}
+    for role in ("query", "test"):  # the same sets as a benchmark ships them: q/a columns
+        own[role] = tiny["root"] / f"bench-{role}.jsonl"
+        own[role].write_text("".join(json.dumps({"q": r["messages"][0]["content"], "a": r["messages"][1]["content"],
+                                                 "source": r["source"], "task": r["task"]}) + "\n"
+                                     for r in map(json.loads, (GOOD / f"{role}.jsonl").read_text().splitlines())))
     out = tiny["root"] / "decontaminated"
-    proc = winnow("curate", *data, "--out", str(out), *base, home=tiny["home"])
+    proc = winnow("curate", "--pool", str(pool), "--query", str(own["query"]), "--test", str(own["test"]),
+                  "--out", str(out), *base, "--set", "data.target.map.prompt=q", "--set", "data.target.map.response=a",
+                  home=tiny["home"])
     assert "budget 20 examples" in proc.stdout
     for arm in ("selected", "random"):
         ids = {json.loads(line)["id"] for line in (out / f"{arm}.jsonl").read_text().splitlines()}
@@ -127,6 +136,9 @@ def test_curate_leaves_out_copies_of_test_items(tiny) -> None:
         assert {f["id"] for f in found} == {"copy-verbatim", "copy-recased"}
     report = (out / "report.md").read_text()
     assert "## Decontamination against the test set" in report and "copy-verbatim" in report
+    assert str(own["test"]) in report  # the report counts the user's file, not the canonical copy
+    n_test = len((GOOD / "test.jsonl").read_text().splitlines())
+    assert json.loads((out / "metrics.json").read_text())["results"]["selected"]["n"] == n_test
     kept = tiny["root"] / "kept"
     winnow("curate", *data, "--out", str(kept), *base, "--set", "selection.decontaminate.enabled=false",
            home=tiny["home"])

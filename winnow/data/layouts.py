@@ -26,13 +26,14 @@ def parse_map(text: str | Mapping[str, str] | None) -> dict[str, str]:
     """``prompt=question,response=answer`` (the CLI) or a mapping (YAML) -> {winnow field: user column}."""
     if not text:
         return {}
+    where = "" if isinstance(text, Mapping) else "--map: "  # YAML errors are prefixed with their key already
     pairs = dict(text) if isinstance(text, Mapping) else dict(
         p.split("=", 1) if "=" in p else (p, "") for p in (s.strip() for s in text.split(",")) if p)
     for target, column in pairs.items():
         if target not in MAP_TARGETS:
-            raise ConfigError(f"--map: unknown field {target!r} (fields: {', '.join(MAP_TARGETS)})")
+            raise ConfigError(f"{where}unknown field {target!r} (fields: {', '.join(MAP_TARGETS)})")
         if not isinstance(column, str) or not column:
-            raise ConfigError(f"--map: {target}= needs a column name, as in {target}=my_column")
+            raise ConfigError(f"{where}{target}= needs a column name, as in {target}=my_column")
     return pairs
 
 

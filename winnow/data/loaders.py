@@ -8,6 +8,7 @@ usable record) raise ``DataFormatError``; record-level problems become quarantin
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -66,12 +67,12 @@ def _objects(spec: str, result: LoadResult, max_line_bytes: int) -> Iterator[tup
             return readers.parquet_objects(path, result)
         data, compression = readers.read_bytes(path, result)
         data, encoding = readers.to_utf8(path, data, result)
-        kind = readers.container(data)
+        kind, doc = readers.container(data)
         result.read_as = {"compression": compression, "encoding": encoding, "container": kind}
         if kind == "array":
             return readers.array_objects(path, data, result, max_line_bytes)
         if kind == "document":
-            return readers.document_objects(path, data, result)
+            return readers.document_objects(doc, result)
         return readers.jsonl_objects(path, data, result, max_line_bytes)
     result.read_as = {"container": "datasets"}
     return _hf_objects(spec, result)
@@ -120,6 +121,23 @@ def load_records(spec: str | os.PathLike[str], *, layout: str = "auto", column_m
         detail = f"; first problem: {result.quarantined[0]}" if result.quarantined else ""
         raise DataFormatError(str(spec), f"no usable record ({result.n_in} read){detail}")
     return result
+
+
+def canonical_copy(spec: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, layout: str = "auto",
+                   column_map: Mapping[str, str] | None = None, labelled: bool = True) -> tuple[str, LoadResult]:
+    """``spec`` read with a layout and column map of its own, written in the contract's own layout.
+
+    Why: a query or test set is read by many steps (evaluation, the decontamination guard, NICE's sampler, the
+    validation split); reading it once with the user's options and handing on a canonical file means every
+    later reader auto-detects it, and every cache keys on the canonical file's content, so a changed map is a
+    changed key. The file is named by that content (``<stem>-<digest>.jsonl``) and written atomically."""
+    result = load_records(spec, layout=layout, column_map=column_map, labelled=labelled)
+    rows = [r.to_json() for r in result.records]
+    text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+    path = Path(out_dir) / f"{readers.stem(str(spec))}-{hashlib.sha256(text.encode()).hexdigest()[:12]}.jsonl"
+    if not path.is_file():
+        write_jsonl(path, rows)
+    return str(path), result
 
 
 def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:

@@ -139,22 +139,22 @@ def _why(e: ValueError) -> str:
     return str(e).splitlines()[0] if str(e) else type(e).__name__
 
 
-def container(data: bytes) -> str:
-    """``array`` for a JSON array, ``document`` for one JSON value over several lines, else ``jsonl``."""
+def container(data: bytes) -> tuple[str, Any]:
+    """``array`` for a JSON array, ``document`` for one JSON value over several lines, else ``jsonl``; a
+    document comes back parsed (the parse that recognised it), so a big pretty-printed file is decoded once."""
     head = data.lstrip()[:1]
     if head == b"[":
-        return "array"
+        return "array", None
     if head == b"{":
         first = data.lstrip().split(b"\n", 1)[0]
         try:
             _decode(first.decode("utf-8"))
         except (ValueError, UnicodeDecodeError):
             try:
-                _decode(data.decode("utf-8"))
-                return "document"
+                return "document", _decode(data.decode("utf-8"))
             except (ValueError, UnicodeDecodeError):
-                return "jsonl"
-    return "jsonl"
+                return "jsonl", None
+    return "jsonl", None
 
 
 def jsonl_objects(path: Path, data: bytes, result: LoadResult, max_line_bytes: int) -> Iterator[tuple[int, Any]]:
@@ -229,9 +229,9 @@ def array_objects(path: Path, data: bytes, result: LoadResult, max_line_bytes: i
             pos = quarantine(pos, f"expected ',' or ']' after an element, got {text[pos]!r}")
 
 
-def document_objects(path: Path, data: bytes, result: LoadResult) -> Iterator[tuple[int, Any]]:
-    """One JSON value spread over lines: a record, or a mapping that holds the records under a usual key."""
-    doc = _decode(data.decode("utf-8"))
+def document_objects(doc: Any, result: LoadResult) -> Iterator[tuple[int, Any]]:
+    """One JSON value spread over lines (parsed by ``container``): a record, or a mapping that holds the
+    records under a usual key."""
     if isinstance(doc, dict):
         for key in RECORD_LISTS:
             if isinstance(doc.get(key), list):

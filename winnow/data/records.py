@@ -132,11 +132,12 @@ def _text(obj: dict[str, Any], key: str, *, required: bool = True) -> str | None
     return _unicode(value, key)
 
 
-def parse_record(obj: Any, *, default_source: str = "", default_task: str = "", labelled: bool = True) -> Record:
+def parse_record(obj: Any, *, default_source: str = "", labelled: bool = True) -> Record:
     """Turn one decoded JSON object into a ``Record`` or raise ``RecordError`` naming the field.
 
     ``labelled=False`` accepts a prompt without a response (no ``response`` field, or a chat that ends on the
-    user's turn): the queries of a label-free target metric. Such a record ends in an empty assistant turn,
+    user's turn): the queries of a label-free target metric. A record without ``source`` takes
+    ``default_source`` (the loader passes its file's stem), and one without ``task`` its source. Such a record ends in an empty assistant turn,
     so ``labelled`` is False and nothing can train on or score against a label it does not have."""
     if not isinstance(obj, dict):
         raise RecordError("<record>", f"must be a JSON object, got {type(obj).__name__}")
@@ -176,7 +177,7 @@ def parse_record(obj: Any, *, default_source: str = "", default_task: str = "", 
         turns = [("user", prompt), ("assistant", response)]
     messages = tuple(turns)
     source = _text(obj, "source", required=not default_source) or default_source
-    task = _text(obj, "task", required=not (default_task or source)) or default_task or source
+    task = _text(obj, "task", required=not source) or source  # a task defaults to its source
     rid = obj.get("id")
     if rid is None:
         rid = content_id(messages)

@@ -9,7 +9,7 @@ import pytest
 import zstandard
 
 from winnow.data.layouts import parse_map
-from winnow.data.loaders import load_records, read_records
+from winnow.data.loaders import canonical_copy, load_records, read_records
 from winnow.errors import DataFormatError
 
 PAIRS = [{"prompt": f"What is {i}+1?", "response": str(i + 1)} for i in range(4)]
@@ -120,6 +120,23 @@ def test_column_map_and_forced_format(tmp_path: Path, expected) -> None:
     assert not res.records and {(q.field, q.reason) for q in res.quarantined} == {("instruction", "missing")}
     with pytest.raises(ValueError, match="unknown field 'promt'"):
         parse_map("promt=q")
+
+
+def test_canonical_copy_is_what_every_later_reader_sees(tmp_path: Path, expected) -> None:
+    """A test set in columns of its own (data.target.map) is read once and handed on as a canonical file that
+    auto-detects to the same records, named by its content so a changed map is a changed key."""
+    path = tmp_path / "bench.jsonl.gz"
+    rows = [{"q": p["prompt"], "a": p["response"], "choices": ["x", p["response"]]} for p in PAIRS]
+    path.write_bytes(gzip.compress(("".join(json.dumps(r) + "\n" for r in rows) + "{broken\n").encode()))
+    copy, res = canonical_copy(path, tmp_path / "targets", column_map=parse_map("prompt=q,response=a"))
+    assert (res.n_in, len(res.records), len(res.quarantined)) == (5, 4, 1) and res.path == str(path)
+    again = load_records(copy)  # no map: the copy is in the contract's own layout
+    assert _chats(again) == expected and [r.id for r in again.records] == [r.id for r in res.records]
+    assert [r.choices for r in again.records] == [r.choices for r in res.records]
+    assert {r.source for r in again.records} == {"bench"}  # the user's file stem, not the copy's
+    assert canonical_copy(path, tmp_path / "targets", column_map=parse_map("prompt=q,response=a"))[0] == copy
+    prompts_only, _ = canonical_copy(path, tmp_path / "targets", column_map=parse_map("prompt=q"), labelled=False)
+    assert prompts_only != copy and not any(r.labelled for r in load_records(prompts_only, labelled=False).records)
 
 
 def test_non_text_content_part_is_quarantined_naming_the_part(tmp_path: Path) -> None:
