@@ -7,7 +7,7 @@ the hardest negatives there are. For n-gram sizes n and thresholds, and for embe
 writes the recall on (a)-(c) and the false-positive rate on (d) and (e), so the defaults are chosen by
 measurement (``selection.decontaminate``).
 
-    python bench/decontamination.py --pool data/demo/pool.jsonl --test data/demo/test.jsonl [--out bench/decontamination.json]
+    python bench/decontamination.py --pool data/demo/pool.jsonl --test data/demo/test.jsonl [--out runs/bench/decontamination.json]
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--pool", required=True)
     ap.add_argument("--test", required=True)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "decontamination.json"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "decontamination.json"))
     args = ap.parse_args()
     pool, test = load_records(args.pool).records, load_records(args.test).records
     planted = plant(test)
@@ -92,6 +92,7 @@ def main() -> None:
                                "same_task_max_p99": float(np.quantile(neg_same, 0.99)),
                                **{f"planted_{k}_min": float(s.min()) for k, s in pos.items()}}
     res["seconds"] = round(time.time() - t0, 1)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
 

@@ -5,7 +5,7 @@ Adam-preconditioned LoRA gradients of the real model, for each projector and dim
 Cosine error of a pair = |cos(Px, Py) − cos(x, y)| over all pairs of n vectors; the projection of a real
 gradient is the sum of per-module sketches, exactly as ``winnow.features.gradients`` computes it.
 
-    python bench/projection.py [--model default] [--data data/demo/pool.jsonl] [--out bench/projection.json]
+    python bench/projection.py [--model default] [--data data/demo/pool.jsonl] [--out runs/bench/projection.json]
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT / "data" / "demo" / "pool.jsonl"))
     ap.add_argument("--n", type=int, default=32)
     ap.add_argument("--synthetic-dim", type=int, default=200_000)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "projection.json"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "projection.json"))
     args = ap.parse_args()
     torch.set_num_threads(max(1, torch.get_num_threads()))
     res: dict = {"n_vectors": args.n, "heavy_tailed": {"D": args.synthetic_dim}, "real": {}}
@@ -113,6 +113,7 @@ def main() -> None:
             dense = res[part][f"rademacher@{dim}"]["max"]
             for nnz in (1, 2, 4, 8):
                 res[part][f"sjlt{nnz}_vs_rademacher_max@{dim}"] = round(res[part][f"sjlt{nnz}@{dim}"]["max"] / dense, 3)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))
     print(json.dumps(res, indent=1))
 

@@ -10,7 +10,7 @@ and numpy's allocations count) against the same process reading the whole pool f
 
 Writes JSON with each peak in MB and the named ratios ``select_vs_read_all`` and ``influence_vs_read_all``.
 
-    python bench/streaming.py [--rows 1000000] [--dim 256] [--out bench/streaming.json]
+    python bench/streaming.py [--rows 1000000] [--dim 256] [--out runs/bench/streaming.json]
 """
 from __future__ import annotations
 
@@ -82,7 +82,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--dim", type=int, default=256)
-    ap.add_argument("--out", default=str(ROOT / "bench" / "streaming.json"))
+    ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "streaming.json"))
     ap.add_argument("--measure", nargs=2, metavar=("STORE", "WHAT"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.measure:
@@ -103,6 +103,7 @@ def main() -> None:
               "float32_matrix_mb": matrix_mb, **{f"{k}_{m}": v[m] for k, v in runs.items() for m in v},
               "select_vs_read_all": runs["select"]["peak_mb"] / runs["read_all"]["peak_mb"],
               "influence_vs_read_all": runs["influence"]["peak_mb"] / runs["read_all"]["peak_mb"]}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1))
     print(json.dumps(result, indent=1))
 

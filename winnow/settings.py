@@ -69,7 +69,7 @@ class FeatureSettings(_Frozen):
         "sjlt", description="sparse sketch by default: ~340 vec/s vs ~0.9 for dense Rademacher on CPU")
     proj_dim: int = Field(8192, ge=8)
     sjlt_nnz: int = Field(4, ge=1, description="signed slots per coordinate (1 = CountSketch); 4 measured closest to "
-                                                "a dense Rademacher map (bench/projection.json)")
+                                                "a dense Rademacher map (runs/bench/projection.json)")
     seed: int = Field(0, description="one projection seed for all checkpoints, shards and devices")
     batch_size: int = Field(0, ge=0, description="examples per backward pass; 0 = auto: 8 on CPU (batching "
                                                  "gains little on few cores), from free memory on CUDA")
