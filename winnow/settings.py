@@ -13,6 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from winnow.budget import Budget
+from winnow.data.records import METRIC_PATTERN  # the metric names a setting or a test record may give
 from winnow.errors import ConfigError
 
 
@@ -167,7 +168,6 @@ class MixtureSettings(_Frozen):
     seed: int = 0
 
 
-METRIC_PATTERN = r"^(exact_match|numeric_match|token_f1|mc_accuracy|code|reward-model|judge|pass@[1-9][0-9]*|[A-Za-z_][\w.]*:\w+)$"
 
 
 class EvalSettings(_Frozen):

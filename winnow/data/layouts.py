@@ -14,7 +14,7 @@ from winnow.errors import ConfigError
 
 LAYOUTS = ("messages", "prompt_response", "alpaca", "sharegpt", "qa")
 # Fields every layout carries through unchanged (optional in all of them).
-PASSTHROUGH = ("id", "source", "task", "tests", "choices", "answer")
+PASSTHROUGH = ("id", "source", "task", "tests", "choices", "answer", "metric")
 # ShareGPT speakers -> roles (the names seen in ShareGPT, Vicuna, OpenHermes and SlimOrca exports).
 SPEAKERS = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "chatgpt": "assistant",
             "bard": "assistant", "bing": "assistant", "model": "assistant", "system": "system"}

@@ -18,6 +18,9 @@ ROLES = ("system", "user", "assistant")
 _short = reprlib.Repr()  # keyword arguments arrive in Python 3.12
 _short.maxlevel, _short.maxstring, _short.maxother, _short.maxlist, _short.maxdict = 2, 40, 40, 4, 4
 
+# The metric names ``eval.metric`` and a test record's own ``metric`` may give (winnow.evaluation.evaluate).
+METRIC_PATTERN = r"^(exact_match|numeric_match|token_f1|mc_accuracy|code|reward-model|judge|pass@[1-9][0-9]*|[A-Za-z_][\w.]*:\w+)$"
+
 
 def describe(value: object) -> str:
     """A bounded repr for error messages: a 10 MB or 10,000-deep value must not become the message."""
@@ -42,6 +45,7 @@ class Record:
     task: str
     tests: str | None = None  # optional code run after a response by the code reward (never in-process)
     choices: tuple[str, ...] | None = None  # multiple choice: the response is one of these (mc_accuracy)
+    metric: str = ""  # a test record's own metric (e.g. mc_accuracy in a mixed suite); "" = eval.metric
 
     @property
     def response(self) -> str:
@@ -61,6 +65,8 @@ class Record:
             out["tests"] = self.tests
         if self.choices:
             out["choices"] = list(self.choices)
+        if self.metric:
+            out["metric"] = self.metric
         return out
 
 
@@ -189,7 +195,13 @@ def parse_record(obj: Any, *, default_source: str = "", labelled: bool = True) -
     choices = _choices(obj)
     if choices is not None and messages[-1][1] and messages[-1][1] not in choices:
         raise RecordError("choices", "the response is not one of the choices")
-    return Record(id=rid, messages=messages, source=source, task=task, tests=tests, choices=choices)
+    metric = _text(obj, "metric", required=False) or ""
+    if metric and not re.match(METRIC_PATTERN, metric):
+        raise RecordError("metric", f"unknown metric {describe(metric)} (one of exact_match, numeric_match, token_f1, "
+                                    "mc_accuracy, pass@k, code, reward-model, judge, module:function)")
+    if metric == "mc_accuracy" and choices is None:
+        raise RecordError("choices", "metric mc_accuracy needs two or more choices")
+    return Record(id=rid, messages=messages, source=source, task=task, tests=tests, choices=choices, metric=metric)
 
 
 def _choices(obj: dict[str, Any]) -> tuple[str, ...] | None:

@@ -79,11 +79,44 @@ def metric_reward(settings: EvalSettings, *, judge_api_key: str = "", device: st
 
 
 def evaluate(model: Any, tokenizer: Any, records: list[Record], settings: EvalSettings, *, max_length: int,
-             reward: Reward | None = None, progress: bool = True) -> dict[str, Any]:
-    """``settings.metric`` of the model's answers against each record (mean and per example), and mean response NLL."""
+             reward: Reward | None = None, progress: bool = True, judge_api_key: str = "",
+             device: str = "cpu") -> dict[str, Any]:
+    """``settings.metric`` of the model's answers against each record (mean and per example), and mean response NLL.
+
+    A record may name its own ``metric`` (a suite that mixes multiple-choice and generated answers, as BBH or
+    MMLU-with-free-text do): each metric's records are scored together with that metric, and the score is the
+    mean over all records; ``by_metric`` holds each metric's own count and mean."""
     model.eval()
+    groups: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        groups.setdefault(r.metric or settings.metric, []).append(i)
+    preds: list[str] = [""] * len(records)
+    scores: list[float] = [0.0] * len(records)
+    extra: list[dict[str, Any]] = [{} for _ in records]
+    counters: dict[str, Any] = {}
+    by_metric = {}
+    for metric, idx in groups.items():
+        own = settings if metric == settings.metric else settings.model_copy(update={"metric": metric})
+        rew = reward if reward is not None and metric == settings.metric else metric_reward(
+            own, judge_api_key=judge_api_key, device=device)
+        p, s, x = _score(model, tokenizer, [records[i] for i in idx], own, rew, max_length, progress)
+        for j, i in enumerate(idx):
+            preds[i], scores[i], extra[i] = p[j], s[j], {**x[j], **({"metric": metric} if len(groups) > 1 else {})}
+        counters |= dict(rew.counters) if rew is not None else {}
+        by_metric[metric] = {"n": len(idx), "score": float(np.mean(s))}
+    losses = response_losses(model, tokenizer, records, batch_size=settings.batch_size, max_length=max_length)
+    return {"n": len(records), "metric": " + ".join(groups) if groups else settings.metric,
+            "score": float(np.mean(scores)) if scores else float("nan"),
+            "response_loss": float(losses.mean()) if len(losses) else float("nan"),
+            "counters": counters, **({"by_metric": by_metric} if len(groups) > 1 else {}),
+            "predictions": [{"id": r.id, "prediction": p, "gold": r.response, "score": float(s), "loss": float(l), **x}
+                            for r, p, s, l, x in zip(records, preds, scores, losses, extra)]}
+
+
+def _score(model: Any, tokenizer: Any, records: list[Record], settings: EvalSettings, reward: Reward | None,
+           max_length: int, progress: bool) -> tuple[list[str], list[float], list[dict[str, Any]]]:
+    """Predictions, scores and per-record extras of records that share one metric (``settings.metric``)."""
     metric = settings.metric
-    reward = reward if reward is not None else metric_reward(settings)
     extra: list[dict[str, Any]] = [{} for _ in records]
     if metric == "mc_accuracy":
         picks = multiple_choice(model, tokenizer, records, batch_size=settings.batch_size, max_length=max_length)
@@ -104,12 +137,7 @@ def evaluate(model: Any, tokenizer: Any, records: list[Record], settings: EvalSe
         preds = generate(model, tokenizer, records, max_new_tokens=settings.max_new_tokens,
                          batch_size=settings.batch_size, max_length=max_length, progress=progress)
         scores = [reward(r, p) for p, r in zip(preds, records)]
-    losses = response_losses(model, tokenizer, records, batch_size=settings.batch_size, max_length=max_length)
-    return {"n": len(records), "metric": metric, "score": float(np.mean(scores)) if scores else float("nan"),
-            "response_loss": float(losses.mean()) if len(losses) else float("nan"),
-            "counters": dict(reward.counters) if reward is not None else {},
-            "predictions": [{"id": r.id, "prediction": p, "gold": r.response, "score": float(s), "loss": float(l), **x}
-                            for r, p, s, l, x in zip(records, preds, scores, losses, extra)]}
+    return preds, [float(s) for s in scores], extra
 
 
 def evaluate_adapter(model_path: str, adapter_dir: str | None, test_spec: str, *, model: ModelSettings,
@@ -125,5 +153,7 @@ def evaluate_adapter(model_path: str, adapter_dir: str | None, test_spec: str, *
     if adapter_dir is not None:
         net = load_adapter(net, adapter_dir)
     records = load_records(test_spec).records
-    reward = metric_reward(settings, judge_api_key=judge_api_key, device=str(resolve_device(model.device)))
-    return evaluate(net, tok, records, settings, max_length=model.max_length, reward=reward, progress=progress)
+    device = str(resolve_device(model.device))
+    reward = metric_reward(settings, judge_api_key=judge_api_key, device=device)
+    return evaluate(net, tok, records, settings, max_length=model.max_length, reward=reward, progress=progress,
+                    judge_api_key=judge_api_key, device=device)

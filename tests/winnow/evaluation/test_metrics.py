@@ -1,6 +1,8 @@
 """The evaluation's metrics against values computed by hand, and each metric end to end on the tiny model."""
 from __future__ import annotations
 
+import json
+
 import shutil
 
 import numpy as np
@@ -87,6 +89,36 @@ def test_token_f1_and_losses_end_to_end(tiny_model_path: str) -> None:
     out = evaluate(model, tok, recs, EvalSettings(metric="token_f1", max_new_tokens=4), max_length=64, progress=False)
     assert out["metric"] == "token_f1" and 0 <= out["score"] <= 1 and out["response_loss"] > 0
     assert [p["score"] for p in out["predictions"]] == [token_f1(p["prediction"], p["gold"]) for p in out["predictions"]]
+
+
+def test_each_record_may_name_its_own_metric(tiny_model_path: str, tmp_path) -> None:
+    """A mixed suite: multiple-choice records (metric mc_accuracy) beside generated answers, one scored by a
+    user's reward named on the record, one by eval.metric. Outcomes pinned: the one-token choice wins where it is
+    gold (1) and loses where it is not (0); the user's reward sees the greedy answer; exact match against an
+    answer never said is 0; the score is the mean over all records, and each metric's share is reported. An
+    unknown metric is quarantined, naming the field."""
+    from winnow.data.loaders import read_records
+
+    model, tok = _tiny(tiny_model_path)
+    long = "the lazy dog jumps over the quick brown fox again and again"
+    mc = [parse_record({"prompt": f"question {i}", "choices": ["a", long], "answer": i, "metric": "mc_accuracy",
+                        "source": "s", "task": "t"}) for i in range(2)]
+    prompt = {"prompt": "say something", "response": "zzz never said", "source": "s", "task": "t"}
+    user = parse_record({**prompt, "metric": "tests.fixtures.rewards:length"})
+    out = evaluate(model, tok, [mc[0], user, mc[1], parse_record(prompt)],
+                   EvalSettings(metric="exact_match", max_new_tokens=4), max_length=128, progress=False)
+    preds = out["predictions"]
+    assert [p["score"] for p in preds] == [1.0, float(len(preds[1]["prediction"].strip())), 0.0, 0.0]
+    assert [p["metric"] for p in preds] == ["mc_accuracy", "tests.fixtures.rewards:length", "mc_accuracy", "exact_match"]
+    assert out["score"] == pytest.approx(np.mean([p["score"] for p in preds]))
+    assert out["metric"] == "mc_accuracy + tests.fixtures.rewards:length + exact_match"
+    assert out["by_metric"]["mc_accuracy"] == {"n": 2, "score": 0.5} and out["by_metric"]["exact_match"]["n"] == 1
+    path = tmp_path / "suite.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in [{**prompt, "metric": "bleu"},
+                                                           {**prompt, "metric": "token_f1"}]))
+    res = read_records(path)
+    assert [r.metric for r in res.records] == ["token_f1"] and res.records[0].to_json()["metric"] == "token_f1"
+    assert [(q.line, q.field) for q in res.quarantined] == [(1, "metric")]
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap not installed")
