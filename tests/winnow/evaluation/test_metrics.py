@@ -157,3 +157,22 @@ def test_reward_model_metric_through_the_evaluation(tiny_model_path: str, tmp_pa
     assert out["metric"] == "reward-model"
     assert [p["score"] for p in out["predictions"]] == pytest.approx([reward(r, p["prediction"])
                                                                       for r, p in zip(recs, out["predictions"])])
+
+
+def test_judge_metric_through_evaluate(tiny_model_path: str) -> None:
+    """eval.metric=judge end to end: each greedy answer goes to the (loopback) judge with the key, its 0-10
+    rating becomes the score, a refusal scores 0 and is counted, and the counters reach the evaluation."""
+    from tests.winnow.evaluation.test_rewards import _judge_server, _rating
+
+    model, tok = _tiny(tiny_model_path)
+    recs = [parse_record({"prompt": f"capital of country {i}?", "response": "Paris", "source": "s", "task": "t"})
+            for i in range(2)]
+    replies = iter([_rating("8"), _rating("I cannot rate that.")])
+    with _judge_server(lambda body: next(replies)) as (url, seen):
+        out = evaluate(model, tok, recs, EvalSettings(metric="judge", judge_url=url, judge_model="m", max_new_tokens=4),
+                       max_length=64, progress=False, judge_api_key="sk-eval")
+    assert [p["score"] for p in out["predictions"]] == [pytest.approx(0.8), 0.0] and out["score"] == pytest.approx(0.4)
+    assert out["metric"] == "judge" and out["counters"] == {"calls": 2, "timeouts": 0, "refusals": 1}
+    assert all(auth == "Bearer sk-eval" for _, auth in seen)
+    asked = seen[0][0]["messages"][1]["content"]
+    assert "capital of country 0?" in asked and out["predictions"][0]["prediction"] in asked
