@@ -2,6 +2,7 @@
 write the subset and its ordering."""
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -13,18 +14,34 @@ from winnow.selection.subset import select_subset
 from winnow.settings import DecontaminationSettings
 
 
+@lru_cache(maxsize=4)
+def _unit_embeddings(embedder: str, device: str, texts: tuple[str, ...]) -> np.ndarray:
+    """Unit sentence embeddings, kept per worker process for the test side: every arm of a run checks its subset
+    against the same test items, which need embedding once, not once per arm (keyed by the texts themselves)."""
+    from winnow.features.embeddings import embed_texts
+
+    raw = embed_texts(embedder, list(texts), device=device)
+    out = raw / np.linalg.norm(raw, axis=1, keepdims=True).clip(min=1e-30)
+    out.flags.writeable = False
+    return out
+
+
 def guard_for(test_spec: str | list[str], settings: DecontaminationSettings, device: str = "cpu") -> Guard:
     """The test set (or sets) and the rule a subset is checked against (embeddings of each item's own text)."""
     from winnow.data.loaders import load_records
     from winnow.features.embeddings import embed_texts
     from winnow.selection.decontaminate import item_text
 
+    specs = [test_spec] if isinstance(test_spec, str) else test_spec
+    test = [r for s in specs for r in load_records(s).records]
+
     def embed(records: list) -> np.ndarray:
+        if records is test:  # the guard's own test items: embedded once per process
+            return _unit_embeddings(settings.embedder, device, tuple(item_text(r) for r in records))
         raw = embed_texts(settings.embedder, [item_text(r) for r in records], device=device)
         return raw / np.linalg.norm(raw, axis=1, keepdims=True).clip(min=1e-30)
 
-    specs = [test_spec] if isinstance(test_spec, str) else test_spec
-    return Guard([r for s in specs for r in load_records(s).records], n=settings.ngram, ngram_threshold=settings.ngram_threshold,
+    return Guard(test, n=settings.ngram, ngram_threshold=settings.ngram_threshold,
                  cosine_threshold=settings.cosine_threshold, template_df=settings.template_df,
                  embed=embed if settings.embedder else None, exclude=settings.enabled)
 
