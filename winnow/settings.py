@@ -238,15 +238,21 @@ class WinnowSettings(_Frozen):
     nice: NiceSettings = NiceSettings()
     mixture: MixtureSettings = MixtureSettings()
 
-    @model_validator(mode="after")
-    def _one_reward_config(self) -> "WinnowSettings":
+    @model_validator(mode="before")
+    @classmethod
+    def _one_reward_config(cls, data: Any) -> Any:
         """The reward model and judge are configured once (under ``nice``) for selecting and evaluating alike;
-        ``eval.*`` names another only when the evaluation should use a different one."""
-        fill = {k: getattr(self.nice, k) for k in ("reward_model", "judge_url", "judge_model")
-                if not getattr(self.eval, k) and getattr(self.nice, k)}
-        if fill:
-            object.__setattr__(self, "eval", self.eval.model_copy(update=fill))
-        return self
+        ``eval.*`` names another only when the evaluation should use a different one. Filled in before
+        validation, so the settings stay immutable once built."""
+        if not isinstance(data, dict):
+            return data
+        nice, ev = data.get("nice") or {}, data.get("eval") or {}
+        nice = nice.model_dump() if isinstance(nice, BaseModel) else nice
+        ev = ev.model_dump() if isinstance(ev, BaseModel) else ev
+        if not isinstance(nice, dict) or not isinstance(ev, dict):
+            return data  # the section's own validation says what is wrong
+        fill = {k: nice[k] for k in ("reward_model", "judge_url", "judge_model") if nice.get(k) and not ev.get(k)}
+        return {**data, "eval": {**ev, **fill}} if fill else data
 
 
 def _set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
