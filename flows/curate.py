@@ -38,6 +38,7 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
                                     "settings": run.cfg.model_dump(mode="json")}, sort_keys=False)
     feats = res["features"]
     report = report_task(out_dir.name, str(out_dir), res["data"], feats["warmup"], feature_summary(feats),
-                         res["subsets"], res["metrics"], settings_yaml, versions or {}, feats["nice"], res["artifacts"])
+                         res["subsets"], res["metrics"], settings_yaml, versions or {}, feats["nice"], res["artifacts"],
+                         models={"selection": run.cfg.model.name, "trained": run.cfg.finetune.model or run.cfg.model.name})
     return {"report": report, "budget": sel["budget"],
             "results": {k: scores(v) for k, v in res["metrics"].items()}}

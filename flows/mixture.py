@@ -22,6 +22,7 @@ from tasks.mixture import (build_mixture_task, decontaminate_domains_task, distr
 from tasks.report import artifact_key, with_inline_images
 from tasks.training import finetune_task
 from winnow.budget import resolve_budget
+from winnow.errors import ConfigError
 from winnow.hashing import file_digest, text_digest
 from winnow.mixture.duet import Duet
 from winnow.recipe import Recipe
@@ -128,6 +129,9 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
     """Warm-started DUET over domain proportions; the target is seen only through the validation split's score
     (or a person's), and the chosen mixture is measured once on ``test``."""
     run = open_run(settings, store_uri, work_dir, worker_threads)
+    if run.cfg.finetune.model and run.cfg.finetune.model != run.cfg.model.name:
+        raise ConfigError("finetune.model: the mixture search trains its proxies and trials on model.name; set "
+                          "model.name to the model you ship (LESS-T applies to curate, compare, experiment, retrain)")
     run, files = target_files(run, test=test, val=val)  # data.target's layout and map, when set
     test, val = files["test"], files["val"]
     cfg, m = run.cfg, run.cfg.mixture

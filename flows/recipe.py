@@ -44,6 +44,13 @@ class Run:
     model_path: str
     worker_model: ModelSettings  # cfg.model with the workers' thread count
     reads: dict[str, dict[str, Any]] = field(default_factory=dict)  # canonical target file -> how its original read
+    train_model_path: str = ""  # finetune.model (LESS-T), trained and evaluated; "" = model_path
+    train_model: ModelSettings | None = None  # worker_model with finetune.model's name
+
+    @property
+    def trained(self) -> tuple[str, ModelSettings]:
+        """The model the fine-tunes train and the evaluations score: finetune.model, else the selection model."""
+        return self.train_model_path or self.model_path, self.train_model or self.worker_model
 
 
 def open_run(settings: dict[str, Any], store_uri: str = "", work_dir: str = "", worker_threads: int = 0) -> Run:
@@ -55,7 +62,10 @@ def open_run(settings: dict[str, Any], store_uri: str = "", work_dir: str = "", 
     cfg = build_settings(tree)
     model_path = prepare_model_task(cfg.model.name, str(Path(work_dir) / "models"))
     worker_model = cfg.model.model_copy(update={"num_threads": worker_threads or env.threads_per_worker})
-    return Run(cfg, store_uri, work_dir, model_path, worker_model)
+    other = cfg.finetune.model if cfg.finetune.model and cfg.finetune.model != cfg.model.name else ""
+    train_path = prepare_model_task(other, str(Path(work_dir) / "models")) if other else ""
+    train_model = worker_model.model_copy(update={"name": other}) if other else None
+    return Run(cfg, store_uri, work_dir, model_path, worker_model, train_model_path=train_path, train_model=train_model)
 
 
 # ---------------------------------------------------------------------------------------------------- data
@@ -196,8 +206,9 @@ def select(run: Run, arm: Arm, pool_table: str, tables: dict[str, dict[str, Any]
 
 def finetune(run: Run, subset: dict[str, Any], train: TrainSettings | None = None) -> PrefectFuture:
     """A LoRA adapter on a subset, submitted to the workers; keyed by the subset's content (``finetune_key``)."""
-    return finetune_task.submit(subset["path"], subset["digest"], run.model_path, run.worker_model,
-                                train or run.cfg.finetune, run.cfg.finetune_lora, run.work_dir)
+    path, model = run.trained
+    return finetune_task.submit(subset["path"], subset["digest"], path, model, train or run.cfg.finetune,
+                                run.cfg.finetune_lora, run.work_dir)
 
 
 def evaluate(run: Run, adapter: PrefectFuture | str | None, test: str, test_digest: str = "",
@@ -207,8 +218,8 @@ def evaluate(run: Run, adapter: PrefectFuture | str | None, test: str, test_dige
     ``eval.metric`` (an experiment's targets each have their own)."""
     settings = run.cfg.eval if not metric else type(run.cfg.eval).model_validate(
         {**run.cfg.eval.model_dump(), "metric": metric})
-    return evaluate_task.submit(run.model_path, adapter, test, test_digest or file_digest(test), run.worker_model,
-                                settings)
+    path, model = run.trained
+    return evaluate_task.submit(path, adapter, test, test_digest or file_digest(test), model, settings)
 
 
 def train_and_evaluate(run: Run, recipe: Recipe, subsets: dict[str, dict[str, Any]],
@@ -227,7 +238,8 @@ def train_and_evaluate(run: Run, recipe: Recipe, subsets: dict[str, dict[str, An
     if run.cfg.eval.lm_eval_tasks:
         include = run.cfg.eval.lm_eval_include
         include_digest = file_digest(include) if include else ""
-        harness = {name: lm_eval_task.submit(run.model_path, ad, run.worker_model, run.cfg.eval, include_digest)
+        path, model = run.trained
+        harness = {name: lm_eval_task.submit(path, ad, model, run.cfg.eval, include_digest)
                    for name, ad in candidates.items()}
     return adapters, {name: evaluate(run, ad, recipe.test, test_digest) for name, ad in candidates.items()}, harness
 

@@ -56,7 +56,7 @@ def quarantine_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
 def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], features: dict[str, Any],
                   selection: dict[str, Any], metrics: dict[str, dict[str, Any]], sources: list[dict[str, Any]],
                   settings_yaml: str, versions: dict[str, str], plot: str | None,
-                  artifacts: list[dict[str, str]] | None = None) -> str:
+                  artifacts: list[dict[str, str]] | None = None, models: dict[str, str] | None = None) -> str:
     quarantine = [q for d in data.values() for q in d["quarantine"]]
     q_lines = "\n".join(f"- `{q['path']}:{q['line']}` field `{q['field']}`: {q['reason']}" for q in quarantine[:50])
     more = f"\n- … and {len(quarantine) - 50} more (see quarantine.jsonl)" if len(quarantine) > 50 else ""
@@ -73,6 +73,9 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
         (f"nice = top {selection['budget']} by **{selection['selector']}** with NICE's policy-gradient query side; "
          if "nice" in selection else "") + "random = a seeded random subset of the same size; base = no "
         "fine-tuning.",
+        *([f"**Models.** Selection (warm-up, features): `{models['selection']}`; fine-tunes and every evaluation "
+           f"above: `{models['trained']}` (LESS-T: the selection transfers to another model)."]
+          if models and models["trained"] != models["selection"] else []),
         "## Data\n" + counts + ("\n\n**Quarantined records**\n" + q_lines + more if quarantine else ""),
         "## Warm-up\n" + f"{warmup['n_examples']} examples, {len(warmup['checkpoints'])} checkpoints; "
         f"checkpoint weights (epoch-average learning rate, normalised): {warmup['weights']}." +

@@ -55,6 +55,8 @@ class TrainSettings(_Frozen):
     adam_beta2: float = Field(0.999, ge=0, lt=1)
     adam_eps: float = Field(1e-8, gt=0)
     seed: int = 0
+    model: str = Field("", description="fine-tunes only: the model trained on the selection ('' = model.name); "
+                                       "LESS-T: a small model selects, the model you ship trains (any tokenizer)")
 
 
 class WarmupSettings(_Frozen):
@@ -63,6 +65,14 @@ class WarmupSettings(_Frozen):
     # LESS: 4 epochs at lr 2e-5 with r=128 on a 7B model; a 135M model with r=8 needs a larger step.
     train: TrainSettings = TrainSettings(epochs=4, lr=2e-4)
     lora: LoraSettings = LoraSettings()
+
+    @field_validator("train")
+    @classmethod
+    def _selection_model_warms_up(cls, v: TrainSettings) -> TrainSettings:
+        if v.model:
+            raise ValueError("the warm-up trains the selection model (model.name); finetune.model names another "
+                             "for the fine-tunes")
+        return v
 
 
 class FeatureSettings(_Frozen):

@@ -146,6 +146,26 @@ def test_curate_leaves_out_copies_of_test_items(tiny) -> None:
     assert {"copy-verbatim", "copy-recased"} <= ids and "were **kept**" in (kept / "report.md").read_text()
 
 
+def test_select_small_train_big(tiny) -> None:
+    """LESS-T (finetune.model): the tiny model selects, a wider one (another size, its own weights) trains and
+    is evaluated; the adapters are built on the wider model, the selection's warm-up on the small one, and the
+    report says which model did what. The mixture search, which trains on model.name, refuses it in one line."""
+    from tests.fixtures.tiny import make_tiny_model
+
+    big = make_tiny_model(tiny["root"] / "model-wide", seed=1, hidden=48)
+    out = tiny["root"] / "less-t"
+    proc = _curate(tiny, out, "--budget", "6", "--set", f"finetune.model={big}")
+    assert set(table_rows(proc.stdout)) >= {"base", "random", "selected"}
+    report = (out / "report.md").read_text()
+    assert f"fine-tunes and every evaluation above: `{big}`" in report and f"`{tiny['model']}`" in report
+    bases = {json.loads(p.read_text())["base_model_name_or_path"] for p in tiny["home"].rglob("adapter_config.json")}
+    assert {str(big), str(tiny["model"])} <= bases
+    proc = winnow("mixture", "--pool", str(GOOD / "pool.jsonl"), "--test", str(GOOD / "test.jsonl"), "--out",
+                  str(tiny["root"] / "less-t-mixture"), "--config", str(tiny["config"]), "--model", str(tiny["model"]),
+                  "--set", f"finetune.model={big}", home=tiny["home"], expect=2)
+    assert "finetune.model: the mixture search trains" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_curate_with_an_lm_eval_task(tiny) -> None:
     """eval.lm_eval_tasks: a local lm-eval task (YAML over a local file) runs on base, random and selected, and
     the report and metrics.json carry its numbers beside the test set's."""

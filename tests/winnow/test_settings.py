@@ -35,3 +35,9 @@ def test_settings_file_errors(tmp_path) -> None:
 def test_hash_is_stable_and_sensitive() -> None:
     assert digest(build_settings()) == digest(build_settings())
     assert digest(build_settings()) != digest(build_settings(overrides=["features.seed=1"]))
+
+
+def test_finetune_model_is_for_the_fine_tunes_only() -> None:
+    assert build_settings(None, ["finetune.model=some/big-model"]).finetune.model == "some/big-model"
+    with pytest.raises(ConfigError, match="the warm-up trains the selection model"):
+        build_settings(None, ["warmup.train.model=some/big-model"])
