@@ -82,10 +82,10 @@ def build_model(args: argparse.Namespace, device: torch.device):
 
         path = str(make_tiny_model(Path(tempfile.gettempdir()) / "winnow-bench-tiny"))
     elif args.model == "llama-1b":
-        path = args.tokenizer or resolve_model_path("default", ROOT / ".winnow" / "models")
+        path = resolve_model_path(args.tokenizer or "default", ROOT / ".winnow" / "models")  # the tokenizer's
     else:
         path = resolve_model_path(args.model, ROOT / ".winnow" / "models")
-    tok = load_tokenizer(args.tokenizer or path)
+    tok = load_tokenizer(resolve_model_path(args.tokenizer, ROOT / ".winnow" / "models") if args.tokenizer else path)
     if args.model == "llama-1b" or args.random_init:
         cfg = (LlamaConfig(vocab_size=len(tok), **LLAMA_1B) if args.model == "llama-1b"
                else AutoConfig.from_pretrained(path))
