@@ -93,7 +93,7 @@ def evaluate(model: Any, tokenizer: Any, records: list[Record], settings: EvalSe
     preds: list[str] = [""] * len(records)
     scores: list[float] = [0.0] * len(records)
     extra: list[dict[str, Any]] = [{} for _ in records]
-    counters: dict[str, Any] = {}
+    counters: dict[str, int] = {}
     by_metric = {}
     for metric, idx in groups.items():
         own = settings if metric == settings.metric else settings.model_copy(update={"metric": metric})
@@ -102,7 +102,8 @@ def evaluate(model: Any, tokenizer: Any, records: list[Record], settings: EvalSe
         p, s, x = _score(model, tokenizer, [records[i] for i in idx], own, rew, max_length, progress)
         for j, i in enumerate(idx):
             preds[i], scores[i], extra[i] = p[j], s[j], {**x[j], **({"metric": metric} if len(groups) > 1 else {})}
-        counters |= dict(rew.counters) if rew is not None else {}
+        for k, v in (rew.counters if rew is not None else {}).items():  # two metrics' judges add up
+            counters[k] = counters.get(k, 0) + v
         by_metric[metric] = {"n": len(idx), "score": float(np.mean(s))}
     losses = response_losses(model, tokenizer, records, batch_size=settings.batch_size, max_length=max_length)
     return {"n": len(records), "metric": " + ".join(groups) if groups else settings.metric,
