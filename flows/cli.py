@@ -394,6 +394,46 @@ def experiment(
                f"report: {result['report']}")
 
 
+@app.command()
+def tune(
+    pool: Annotated[str, typer.Option(help="candidate pool: a file or a store table name")],
+    query: Annotated[str, typer.Option(help="a few examples of the target task (what selection aims at)")],
+    test: Annotated[str, typer.Option(help="test split: scores only the best configuration, once, beside random")],
+    out: Annotated[Path, typer.Option(help="folder for tune.md, trials.json, best.yaml and plots")],
+    val: Annotated[Optional[str], typer.Option(help="validation split that scores every trial and its pruning "
+                                                    "(default: tune.val_share of --test by id)")] = None,
+    trials: Annotated[Optional[int], typer.Option(help="finished trials to run to (default tune.trials)")] = None,
+    study: Annotated[str, typer.Option(help="Optuna study name; re-running resumes it, and several processes may "
+                                            "run it at once")] = "tune",
+    model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """An Optuna study over how to select and train (tune.space: representation, selector, budget, learning
+    rate, epochs, ...): each trial selects, fine-tunes with a validation check per epoch (pruned early when it
+    cannot win) and is scored on --val; the best configuration is then run with tune.final_seeds and scored
+    once on --test beside random at the same budget."""
+    if trials is not None and trials < 1:
+        from winnow.errors import ConfigError
+
+        raise ConfigError(f"--trials: must be at least 1, got {trials}")
+    env, settings = _prepare(config, list(set_ or []), model, out, "tune")
+    from flows.runtime import task_runner
+    from flows.tune import tune as tune_flow
+
+    t0 = time.time()
+    result = tune_flow.with_options(task_runner=task_runner(env))(
+        pool=pool, query=query, test=test, out=str(out), settings=settings.model_dump(mode="json"),
+        store_uri=env.store_uri, work_dir=str(env.home.resolve()), worker_threads=env.threads_per_worker,
+        optuna_storage=env.optuna_path, study=study, trials=trials or 0, val=val or "")
+    _print_table(f"study '{result['study']}': trials (validation split)", result["trials"])
+    _print_table("cost in fine-tune steps", result["cost"])
+    _print_table("test split: best configuration vs random (same budget, seeds)", result["test"])
+    p = result["paired"]
+    typer.echo(f"best − random in {p['criterion']}: {p['diff']:+.4f} (t {p['t_low']}..{p['t_high']}; boot {p['boot_low']}.."
+               f"{p['boot_high']}, {p['boot_over']}) in {(time.time() - t0) / 60:.1f} min; report: {result['report']}")
+
+
 @app.command("demo-data")
 def demo_data(
     out: Annotated[Path, typer.Option(help="folder for pool.jsonl, query.jsonl, test.jsonl")] = Path("data/demo"),

@@ -86,7 +86,7 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
         pool = data["pool"]
         fingerprints[t.name] = digest({  # a cell is keyed by this and its own settings (Cell.key)
             "pool": [pool["table"], pool["version"]], "query": file_digest(t.query), "test": file_digest(t.test),
-            "settings": cfg.model_dump(mode="json", exclude={"selection"} | ({"nice"} if "nice" not in reps else set())
+            "settings": cfg.model_dump(mode="json", exclude={"selection", "tune"} | ({"nice"} if "nice" not in reps else set())
                                        | ({"mixture"} if not exp.mixtures else set())),
             "decontaminate": cfg.selection.decontaminate.model_dump(),
             "model": run.model_path, "code": cell_code, "metric": t.eval_metric})

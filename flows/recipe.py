@@ -195,9 +195,10 @@ def featurise(run: Run, data: dict[str, Any], representations: list[str], query_
 
 # ------------------------------------------------------------------------------------- select, train, evaluate
 def select(run: Run, arm: Arm, pool_table: str, tables: dict[str, dict[str, Any]], out_dir: Path | str,
-           test: str | None = None) -> dict[str, Any]:
+           test: str | list[str] | None = None) -> dict[str, Any]:
     """One arm's ordering and subset file (``random`` draws over the rows of the first representation's table).
-    Given the ``test`` set it will be scored on, the subset leaves out copies of its items (before any fine-tune)."""
+    Given the ``test`` set (or sets) it will be scored on, the subset leaves out copies of their items (before
+    any fine-tune)."""
     rep = tables[arm.representation] if arm.representation in tables else next(iter(tables.values()))
     return select_task(run.store_uri, rep["query"], rep["pool"], pool_table, selector=arm.selector, budget=arm.budget,
                        seed=arm.seed, out_dir=str(out_dir), name=arm.name, weights=rep["weights"], test_spec=test,

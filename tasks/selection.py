@@ -49,9 +49,10 @@ def guard_for(test_spec: str | list[str], settings: DecontaminationSettings, dev
 @task(name="select", retries=1, retry_condition_fn=unexpected_only, task_run_name="select-{name}")
 def select_task(store_uri: str, query_table: str, pool_table: str, records_table: str, *, selector: str,
                 budget: int | float, seed: int, out_dir: str, name: str,
-                weights: list[float] | None = None, test_spec: str | None = None,
+                weights: list[float] | None = None, test_spec: str | list[str] | None = None,
                 decontaminate: DecontaminationSettings | None = None) -> dict[str, Any]:
-    """``test_spec``: the test set the subset must not copy (checked under ``decontaminate``)."""
+    """``test_spec``: the test set (or sets: a tuning trial's validation and test) the subset must not copy
+    (checked under ``decontaminate``)."""
     guard = guard_for(test_spec, decontaminate or DecontaminationSettings()) if test_spec else None
     return select_subset(store_uri, query_table, pool_table, selector=selector, budget=budget, seed=seed,
                          out_dir=out_dir, name=name, records_table=records_table, weights=weights, guard=guard)

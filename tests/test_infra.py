@@ -20,7 +20,7 @@ def test_deployments_load_their_flows_with_valid_parameters() -> None:
 
     decls = read_declarations()
     assert {"weekly-curation", "retrain-on-new-data", "ingest-inbox", "ingest", "curate", "select",
-            "mixture-search"} == {d["name"] for d in decls}
+            "mixture-search", "tune"} == {d["name"] for d in decls}
     for d in decls:
         flow = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]), use_placeholder_flow=False)
         params = inspect.signature(flow.fn).parameters
@@ -34,6 +34,7 @@ def test_deployments_load_their_flows_with_valid_parameters() -> None:
     trig = by_name["retrain-on-new-data"].triggers[0]
     assert trig.expect == {"winnow.pool.updated"} and trig.match.root["prefect.resource.id"] == "winnow.pool.pool"
     assert by_name["ingest-inbox"].schedules[0].schedule.interval.total_seconds() == 60
+    assert by_name["tune"].schedules[0].schedule.cron == "0 5 * * 1" and by_name["tune"].parameters["min_growth"] > 0
 
 
 def test_deployment_settings_validate_and_the_retrain_ones_are_the_demo_config() -> None:

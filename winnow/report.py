@@ -231,3 +231,30 @@ def plot_history(values: list[float], rows: list[int], metric: str, path: str | 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return str(path)
+
+
+def plot_study(steps: list[int], values: list[float | None], pruned: list[bool], grid_steps: int, label: str,
+               path: str | Path) -> str:
+    """A tuning study's best validation score so far against the fine-tune steps spent (pruned trials marked),
+    with what the full grid over the same space would have spent."""
+    plt = _pyplot()
+    import numpy as np
+
+    spent = np.cumsum(steps)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    finished = [(s, v) for s, v, p in zip(spent, values, pruned) if v is not None and not p]
+    if finished:
+        xs, ys = zip(*finished)
+        ax.step(xs, np.maximum.accumulate(ys), where="post", label="best so far (complete trials)")
+        ax.plot(xs, ys, "o", ms=4, label="complete trial")
+    cut = [(s, v) for s, v, p in zip(spent, values, pruned) if p and v is not None]
+    if cut:
+        ax.plot(*zip(*cut), "x", color="tab:red", label="pruned (last epoch's score)")
+    ax.axvline(grid_steps, color="grey", ls="--", label=f"full grid: {grid_steps} steps")
+    ax.set_xlabel("fine-tune steps spent")
+    ax.set_ylabel(f"{label} (validation)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)

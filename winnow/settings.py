@@ -236,6 +236,71 @@ class DataSettings(FileLayout):
     target: FileLayout = FileLayout()
 
 
+class ParamSpec(_Frozen):
+    """One dimension of a tuning study: ``choices`` (categorical), or ``low``/``high`` (a range; two integers make
+    an integer range, e.g. epochs or a budget count; ``log`` samples on a log scale, e.g. learning rates)."""
+
+    choices: tuple[Any, ...] | None = None
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "ParamSpec":
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or not self.choices:
+                raise ValueError("give either a non-empty 'choices' list or 'low' and 'high', not both")
+        elif self.low is None or self.high is None or not self.low < self.high:
+            raise ValueError("a range needs 'low' < 'high' (or give 'choices')")
+        elif self.log and self.low <= 0:
+            raise ValueError("a log range needs 'low' > 0")
+        return self
+
+
+class TuneSettings(_Frozen):
+    """``winnow tune``: an Optuna study over how to select and train, judged on the validation split.
+
+    ``space`` keys are the setting paths of ``--set`` (``selection.selector``, ``selection.budget``,
+    ``finetune.lr``, ``finetune.epochs``, ``finetune_lora.r``...) plus ``representation``; features, warm-up,
+    model, data and evaluation stay fixed for a study, so every trial reads the same features and is judged the
+    same way."""
+
+    trials: int = Field(12, ge=1, description="finished (complete or pruned) trials the study runs to")
+    sampler: Literal["tpe", "random", "gp", "grid"] = Field(
+        "tpe", description="grid = every point of the full grid (tune.grid_points values per range), for comparison")
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="Optuna's pruner, fed the validation score after each fine-tune epoch")
+    startup_trials: int = Field(2, ge=0, description="median: trials that finish before any is pruned")
+    score: Literal["metric", "neg_loss"] = Field("metric", description="eval.metric on the validation split, or "
+                                                                      "minus its response loss")
+    seed: int = 0
+    val_share: float = Field(0.5, gt=0, lt=1, description="without --val: the share of --test (by id) that scores "
+                                                          "the trials; the rest is the untouched test split")
+    final_seeds: tuple[int, ...] = Field((0, 1, 2), min_length=1, description="seeds the best configuration and "
+                                                                               "random are re-run with on the test split")
+    grid_points: int = Field(3, ge=1, description="values per range in the full grid the report prices")
+    space: dict[str, ParamSpec] = Field(default_factory=lambda: {
+        "representation": ParamSpec(choices=("gradients", "embedding")),
+        "selection.selector": ParamSpec(choices=("round_robin", "doubly_greedy", "knn_uniform")),
+        "selection.budget": ParamSpec(low=0.05, high=0.3),
+        "finetune.lr": ParamSpec(low=1e-4, high=2e-3, log=True)})
+
+    @field_validator("space")
+    @classmethod
+    def _tunable(cls, v: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
+        fixed = ("features.", "warmup.", "model.", "data.", "eval.", "nice.", "mixture.", "tune.",
+                 "selection.decontaminate", "finetune.model")
+        bad = [k for k in v if k.startswith(fixed)]
+        if bad:
+            raise ValueError(f"{', '.join(bad)}: fixed for a study (features are computed once per representation "
+                             "and every trial is judged by the same evaluation); tune selection.*, finetune.*, "
+                             "finetune_lora.* or representation")
+        if not v:
+            raise ValueError("an empty search space; declare at least one dimension")
+        return v
+
+
 class WinnowSettings(_Frozen):
     data: DataSettings = DataSettings()
     model: ModelSettings = ModelSettings()
@@ -247,6 +312,7 @@ class WinnowSettings(_Frozen):
     eval: EvalSettings = EvalSettings()
     nice: NiceSettings = NiceSettings()
     mixture: MixtureSettings = MixtureSettings()
+    tune: TuneSettings = TuneSettings()
 
     @model_validator(mode="before")
     @classmethod

@@ -47,11 +47,13 @@ def save_optimizer_state(opt: torch.optim.Optimizer, names: dict[torch.nn.Parame
 
 def train_lora(model: torch.nn.Module, examples: list[Encoded], *, pad_id: int, train: TrainSettings,
                lora: LoraSettings, out_dir: str | Path, save_checkpoints: bool = True,
-               on_step: Callable[[int, int], None] | None = None, progress: bool = True) -> dict[str, Any]:
+               on_step: Callable[[int, int], None] | None = None, progress: bool = True,
+               on_epoch: Callable[[int, int, torch.nn.Module], bool] | None = None) -> dict[str, Any]:
     """Train a fresh LoRA adapter on ``examples`` and save it (and per-epoch checkpoints) under ``out_dir``.
 
     ``model`` must be a clean base model; it is wrapped in place. Returns the training summary that is
-    also written to ``train_log.json``.
+    also written to ``train_log.json``. ``on_epoch(epoch, step, model)`` runs after each epoch's checkpoint (a
+    tuning study's validation check); returning True stops training there (a pruned trial costs only its steps).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -68,7 +70,7 @@ def train_lora(model: torch.nn.Module, examples: list[Encoded], *, pad_id: int, 
     rng = random.Random(train.seed)
     log: list[dict[str, Any]] = []
     checkpoints: list[dict[str, Any]] = []
-    step, t0 = 0, time.time()
+    step, t0, stopped = 0, time.time(), 0
     bar = tqdm(total=total, desc="LoRA training", unit="step", disable=not progress)
     model.train()
     for epoch in range(1, train.epochs + 1):
@@ -100,9 +102,16 @@ def train_lora(model: torch.nn.Module, examples: list[Encoded], *, pad_id: int, 
             model.save_pretrained(ck / "adapter")
             save_optimizer_state(opt, names, ck / OPTIMIZER_FILE)
             checkpoints.append({"epoch": epoch, "dir": ck.name, "step": step})
+        if on_epoch is not None:
+            model.eval()
+            stop = on_epoch(epoch, step, model)
+            model.train()
+            if stop and epoch < train.epochs:
+                stopped = epoch
+                break
     bar.close()
     model.eval()
-    summary = {"steps": log, "checkpoints": checkpoints, "n_examples": len(examples),
+    summary = {"steps": log, "checkpoints": checkpoints, "n_examples": len(examples), "stopped_at_epoch": stopped,
                "optimizer": {"betas": list(opt.defaults["betas"]), "eps": opt.defaults["eps"]},
                "train": train.model_dump(), "lora": lora.model_dump(), "seconds": time.time() - t0}
     tmp = out_dir / (LOG_FILE + ".tmp")
