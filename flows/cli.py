@@ -426,7 +426,11 @@ def tune(
         pool=pool, query=query, test=test, out=str(out), settings=settings.model_dump(mode="json"),
         store_uri=env.store_uri, work_dir=str(env.home.resolve()), worker_threads=env.threads_per_worker,
         optuna_storage=env.optuna_path, study=study, trials=trials or 0, val=val or "")
-    _print_table(f"study '{result['study']}': trials (validation split)", result["trials"])
+    fixed = ("trial", "state", "value", "epochs", "steps", "retry_of")
+    _print_table(f"study '{result['study']}': trials (validation split)",
+                 [{**{k: t[k] for k in fixed if k in t},
+                   "values": ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in t.items() if k not in fixed)}
+                  for t in result["trials"]])
     _print_table("cost in fine-tune steps", result["cost"])
     _print_table("test split: best configuration vs random (same budget, seeds)", result["test"])
     p = result["paired"]

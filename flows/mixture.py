@@ -128,10 +128,11 @@ def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri:
             val: str = "") -> dict[str, Any]:
     """Warm-started DUET over domain proportions; the target is seen only through the validation split's score
     (or a person's), and the chosen mixture is measured once on ``test``."""
-    run = open_run(settings, store_uri, work_dir, worker_threads)
-    if run.cfg.finetune.model and run.cfg.finetune.model != run.cfg.model.name:
+    shipped = (settings.get("finetune") or {}).get("model")  # refused before open_run prepares that model
+    if shipped and shipped != (settings.get("model") or {}).get("name", EnvSettings().model):
         raise ConfigError("finetune.model: the mixture search trains its proxies and trials on model.name; set "
                           "model.name to the model you ship (LESS-T applies to curate, compare, experiment, retrain)")
+    run = open_run(settings, store_uri, work_dir, worker_threads)
     run, files = target_files(run, test=test, val=val)  # data.target's layout and map, when set
     test, val = files["test"], files["val"]
     cfg, m = run.cfg, run.cfg.mixture

@@ -143,8 +143,14 @@ def tune(pool: str, query: str, test: str, out: str, settings: dict[str, Any], s
             st.tell(trial, state=TrialState.FAIL)
             logger.warning("trial %d: %s; failed", trial.number, e)
             continue
-        res = tune_trial(trial.number, tcfg_trial.model_dump(mode="json"), rep, tables, data["pool"]["table"], val,
-                         val_digest, test, locations, storage, name, max_epochs)
+        try:
+            res = tune_trial(trial.number, tcfg_trial.model_dump(mode="json"), rep, tables, data["pool"]["table"],
+                             val, val_digest, test, locations, storage, name, max_epochs)
+        except WinnowError as e:  # an expected error of this point (a budget the pool cannot fill...): next point
+            trial.set_user_attr("error", str(e)[:500])
+            st.tell(trial, state=TrialState.FAIL)
+            logger.warning("trial %d %s failed: %s", trial.number, trial.params, e)
+            continue
         for k in ("steps", "budget", "adapter", "reused"):
             trial.set_user_attr(k, res[k])
         trial.set_user_attr("epochs", len(res["history"]))
