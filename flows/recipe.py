@@ -61,11 +61,24 @@ def open_run(settings: dict[str, Any], store_uri: str = "", work_dir: str = "", 
     tree = {**settings, "model": {"name": env.model, **settings.get("model", {})}}
     cfg = build_settings(tree)
     model_path = prepare_model_task(cfg.model.name, str(Path(work_dir) / "models"))
-    worker_model = cfg.model.model_copy(update={"num_threads": worker_threads or env.threads_per_worker})
     other = cfg.finetune.model if cfg.finetune.model and cfg.finetune.model != cfg.model.name else ""
     train_path = prepare_model_task(other, str(Path(work_dir) / "models")) if other else ""
-    train_model = worker_model.model_copy(update={"name": other}) if other else None
-    return Run(cfg, store_uri, work_dir, model_path, worker_model, train_model_path=train_path, train_model=train_model)
+    return run_at(cfg, {"store_uri": store_uri, "work_dir": work_dir, "model_path": model_path,
+                        "train_model_path": train_path, "threads": worker_threads or env.threads_per_worker})
+
+
+def locations_of(run: Run) -> dict[str, Any]:
+    """What a subflow needs to rebuild the run (its parameters must be plain data): ``run_at`` takes it back."""
+    return {"store_uri": run.store_uri, "work_dir": run.work_dir, "model_path": run.model_path,
+            "train_model_path": run.train_model_path, "threads": run.worker_model.num_threads}
+
+
+def run_at(cfg: WinnowSettings, loc: dict[str, Any]) -> Run:
+    """A run of ``cfg`` over models already prepared at ``loc`` (``locations_of``)."""
+    worker_model = cfg.model.model_copy(update={"num_threads": loc["threads"]})
+    train_model = worker_model.model_copy(update={"name": cfg.finetune.model}) if loc["train_model_path"] else None
+    return Run(cfg, loc["store_uri"], loc["work_dir"], loc["model_path"], worker_model,
+               train_model_path=loc["train_model_path"], train_model=train_model)
 
 
 # ---------------------------------------------------------------------------------------------------- data

@@ -24,7 +24,8 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from optuna.trial import TrialState
 
 from flows.env import EnvSettings
-from flows.recipe import Run, evaluate, featurise, finetune, load_data, open_run, select, target_files
+from flows.recipe import (Run, evaluate, featurise, finetune, load_data, locations_of, open_run, run_at, select,
+                          target_files)
 from flows.runtime import deployment_task_runner, versions
 from tasks.data import validation_split_task
 from tasks.report import artifact_key, with_inline_images
@@ -36,7 +37,7 @@ from winnow.hashing import file_digest
 from winnow.recipe import Arm, Recipe
 from winnow.report import markdown_table, plot_study
 from winnow.settings import WinnowSettings
-from winnow.tune.space import check_space, distributions, fine_tune_steps, grid_cost, trial_settings
+from winnow.tune.space import check_space, distributions, fine_tune_steps, grid_cost, grid_points, trial_settings
 from winnow.tune.study import dashboard_arg, enqueue_grid, importances, latest_of, next_trial, open_study, space_digest
 
 
@@ -48,10 +49,7 @@ def tune_trial(number: int, settings: dict[str, Any], representation: str, table
     fine-tune that reports each epoch's validation score to the study."""
     cfg = WinnowSettings.model_validate(settings)
     loc = locations
-    worker = cfg.model.model_copy(update={"num_threads": loc["threads"]})
-    run = Run(cfg, loc["store_uri"], loc["work_dir"], loc["model_path"], worker,
-              train_model_path=loc["train_model_path"],
-              train_model=worker.model_copy(update={"name": cfg.finetune.model}) if loc["train_model_path"] else None)
+    run = run_at(cfg, loc)
     sel = cfg.selection
     arm = Arm(name=f"trial-{number}", representation=representation, selector=sel.selector, budget=sel.budget,
               seed=sel.seed)
@@ -125,14 +123,12 @@ def tune(pool: str, query: str, test: str, out: str, settings: dict[str, Any], s
     st = open_study(name, storage, tcfg, max_epochs, signature)
     st.set_user_attr("family", study)
     st.set_user_attr("pool_rows", pool_rows)
-    if tcfg.sampler == "grid":
-        enqueue_grid(st, tcfg)
     n = trials or tcfg.trials
-    if tcfg.sampler == "grid":  # the grid ends where it ends
-        n = min(n, grid_cost(cfg, pool_rows)["configurations"])
+    if tcfg.sampler == "grid":  # every point queued once; the grid ends where it ends
+        enqueue_grid(st, tcfg)
+        n = min(n, len(grid_points(tcfg)))
     dists = distributions(tcfg.space)
-    locations = {"store_uri": run.store_uri, "work_dir": run.work_dir, "model_path": run.model_path,
-                 "train_model_path": run.train_model_path, "threads": run.worker_model.num_threads}
+    locations = locations_of(run)
     logger.info("study %r (%s) in %s: %d finished trials wanted", name, why, storage, n)
     progress = create_progress_artifact(0.0, key=artifact_key(f"tune-{name}", "trials"),
                                         description="tuning trials finished")

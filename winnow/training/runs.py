@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -49,11 +50,13 @@ def warmup_sample(n_pool: int, warmup: WarmupSettings) -> list[int]:
 
 
 def train_on(records: list[Record], *, model_path: str, model: ModelSettings, train: TrainSettings,
-             lora: LoraSettings, out_dir: str | Path, save_checkpoints: bool, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune a fresh adapter on a clean base model (never one that already holds an adapter)."""
+             lora: LoraSettings, out_dir: str | Path, save_checkpoints: bool, progress: bool = True,
+             on_epoch: Callable[[int, int, Any], bool] | None = None) -> dict[str, Any]:
+    """Fine-tune a fresh adapter on a clean base model (never one that already holds an adapter).
+    ``on_epoch``: see ``train_lora`` (a tuning trial's validation check)."""
     set_threads(model.num_threads)
     tok = load_tokenizer(model_path, trust_remote_code=model.trust_remote_code)
     base = load_model(model_path, device=model.device, dtype=model.dtype, trust_remote_code=model.trust_remote_code)
     examples = [encode(tok, r, model.max_length) for r in records]
     return train_lora(base, examples, pad_id=tok.pad_token_id, train=train, lora=lora, out_dir=out_dir,
-                      save_checkpoints=save_checkpoints, progress=progress)
+                      save_checkpoints=save_checkpoints, progress=progress, on_epoch=on_epoch)

@@ -53,6 +53,7 @@ def check_space(base: WinnowSettings) -> list[str]:
     """Every representation the space can ask for, after checking each key names a real setting and each
     value the space can produce is valid there (one ``ConfigError`` naming ``tune.space.<key>``)."""
     problems, reps = [], ["gradients"]
+    known = base.model_dump(mode="json")
     for key, p in base.tune.space.items():
         values = list(p.choices) if p.choices is not None else [p.low, p.high]
         if key == "representation":
@@ -61,7 +62,6 @@ def check_space(base: WinnowSettings) -> list[str]:
                 problems.append(f"tune.space.representation: choose from {list(REPRESENTATIONS)}, got {values}")
             reps = list(dict.fromkeys(values))
             continue
-        known = base.model_dump(mode="json")
         node: Any = known
         for part in key.split("."):
             node = node.get(part, KeyError) if isinstance(node, dict) else KeyError

@@ -14,14 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from winnow.data.formatting import encode
 from winnow.data.records import Record
 from winnow.evaluation.evaluate import evaluate, metric_reward
 from winnow.keys import artifact_key
-from winnow.models.loading import load_model, load_tokenizer, model_fingerprint, resolve_device, set_threads
+from winnow.models.loading import load_tokenizer, model_fingerprint, resolve_device
 from winnow.settings import EvalSettings, LoraSettings, ModelSettings, TrainSettings
-from winnow.training.runs import result_settings
-from winnow.training.trainer import LOG_FILE, train_lora
+from winnow.training.runs import result_settings, train_on
+from winnow.training.trainer import LOG_FILE
 
 HISTORY = "val_history.json"
 
@@ -57,9 +56,7 @@ def train_with_checks(records: list[Record], val: list[Record], *, model_path: s
             if report(h["epoch"], h["value"]) and h["epoch"] < train.epochs:
                 return {"history": history, "pruned": True, "steps": 0, "adapter": h["adapter"], "reused": True}
         return {**saved, "steps": 0, "reused": True}
-    set_threads(model.num_threads)
-    tok = load_tokenizer(model_path, trust_remote_code=model.trust_remote_code)
-    base = load_model(model_path, device=model.device, dtype=model.dtype, trust_remote_code=model.trust_remote_code)
+    tok = load_tokenizer(model_path, trust_remote_code=model.trust_remote_code)  # for the checks' generation
     device = str(resolve_device(model.device))
     reward = metric_reward(eval_settings, device=device)
     history: list[dict[str, Any]] = []
@@ -72,9 +69,8 @@ def train_with_checks(records: list[Record], val: list[Record], *, model_path: s
                         "response_loss": m["response_loss"], "adapter": str(out_dir / f"epoch-{epoch}" / "adapter")})
         return report(epoch, value)
 
-    examples = [encode(tok, r, model.max_length) for r in records]
-    summary = train_lora(base, examples, pad_id=tok.pad_token_id, train=train, lora=lora, out_dir=out_dir,
-                         save_checkpoints=True, progress=False, on_epoch=on_epoch)
+    summary = train_on(records, model_path=model_path, model=model, train=train, lora=lora, out_dir=out_dir,
+                       save_checkpoints=True, progress=False, on_epoch=on_epoch)
     pruned = bool(summary["stopped_at_epoch"])
     result = {"history": history, "pruned": pruned, "steps": len(summary["steps"]),
               "adapter": history[-1]["adapter"], "reused": False}
