@@ -57,6 +57,7 @@ from pathlib import Path
 out, cuda, skipped = Path(sys.argv[1]), sys.argv[2] == "1", sys.argv[3:]
 keys = ("device_name", "dtype", "base_params", "mean_tokens", "engine_ex_per_s", "engine_over_loop",
         "engine_cost_over_plain", "projection_share", "max_rel_err_vs_loop", "bf16_min_cosine_vs_fp32",
+        "bf16_topk_overlap",
         "engine_model_tflops", "mfu", "peak_mb")
 runs = {p.stem: {k: v for k, v in json.loads(p.read_text()).items() if k in keys or k == "one_worker_per_gpu"
                  or k == "per_worker"} for p in sorted(out.glob("gpu_*.json"))}

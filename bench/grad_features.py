@@ -183,6 +183,15 @@ def run_phase(args: argparse.Namespace) -> dict:
             k = min(len(enc), 2 * args.batch_size)
             cos = (engine(bf16_on=True, subset=k)[0] * engine(bf16_on=False, subset=k)[0]).sum(axis=1)
             out |= {"bf16_min_cosine_vs_fp32": float(cos.min()), "bf16_mean_cosine_vs_fp32": float(cos.mean())}
+            # ...and the selection: the first quarter of the examples as queries, the rest as the pool, round-robin
+            # top 10 % by bf16 features against fp32 features (bench/bf16.py measures it on real data end to end)
+            from winnow.selection import select_round_robin
+
+            full, half = engine(bf16_on=False)[0], engine(bf16_on=True)[0]
+            q = max(1, len(enc) // 4)
+            top = max(1, (len(enc) - q) // 10)
+            picks = [set(select_round_robin(f[:q] @ f[q:].T, limit=top).indices.tolist()) for f in (full, half)]
+            out["bf16_topk_overlap"] = len(picks[0] & picks[1]) / top
         return out
     fn = {"engine": engine, "loop": loop, "plain": plain}[args.phase]
     fn()  # every phase warms up on itself once (allocator, kernels, sketch tables), then is timed
@@ -240,7 +249,8 @@ def main() -> None:
     print(f"  max relative error vs loop {result['max_rel_err_vs_loop']:.2e}")
     if args.bf16:
         print(f"  bf16 feature cosine vs fp32: min {result['bf16_min_cosine_vs_fp32']:.4f}, "
-              f"mean {result['bf16_mean_cosine_vs_fp32']:.4f}")
+              f"mean {result['bf16_mean_cosine_vs_fp32']:.4f}; round-robin top 10 % overlap "
+              f"{result['bf16_topk_overlap']:.2f}")
     print(f"  engine model TFLOP/s {tflops:.2f}" + (f", MFU {100 * result['mfu']:.1f} % of {peak:.0f} bf16 peak"
                                                  if peak else " (no known peak for this device: no MFU)"))
     print("  peak memory of each phase's process (model included), MB: " + ", ".join(f"{k} {v:.0f}" for k, v in result["peak_mb"].items()))

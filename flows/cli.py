@@ -150,6 +150,72 @@ def _print_results(result: dict, seconds: float) -> None:
 
 
 @app.command()
+def plan(
+    pool: Annotated[str, typer.Option(help="candidate pool: .jsonl, .parquet, datasets dir or hub name")],
+    query: Annotated[Optional[str], typer.Option(help="the query set (its size is counted)")] = None,
+    test: Annotated[Optional[str], typer.Option(help="the test set (a few of its items are evaluated)")] = None,
+    budget: Annotated[Optional[str], typer.Option(help="'5%', '0.05' (share) or '200' (examples)")] = None,
+    model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id (default: SmolLM2-135M)")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="Dask workers the run will have (default "
+                                                        "WINNOW_DASK_WORKERS)")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="write the plan as JSON here")] = None,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Before a curation: probe this machine on a few of the pool's real examples (model load, LoRA steps,
+    gradient features, the prefilter's forward pass, evaluation, a store write) and print the predicted wall time
+    and peak memory of each phase of the full run, and what the cheaper options would cost."""
+    import random
+    import tempfile
+
+    from tasks.plan import IMPORT_S
+    from winnow.data.loaders import load_records
+    from winnow.models.loading import load_tokenizer
+    from winnow.plan import human, plan as plan_run, probe, sample_lengths
+    from winnow.recipe import curation
+
+    env = _env(None, "plan")
+    from winnow.settings import load_settings
+
+    settings = load_settings(str(config) if config else None,
+                             [*_seed_overrides(env), *(set_ or []), *_budget_overrides(budget),
+                              f"model.name={model or env.model}"])
+    from winnow.models.loading import resolve_model_path
+
+    cfg = settings.model_copy(update={"model": settings.model.model_copy(update={
+        "num_threads": env.threads_per_worker})})  # the probe runs as one worker would
+    model_path = resolve_model_path(cfg.model.name, env.model_cache)
+    train_path = resolve_model_path(cfg.finetune.model, env.model_cache) if cfg.finetune.model else ""
+    records = load_records(pool, layout=cfg.data.format, column_map=cfg.data.map).records
+    queries = load_records(query, labelled=False).records if query else []
+    tests = load_records(test).records if test else []
+    unlabelled = sum(not r.labelled for r in queries)
+    arms = len(curation(pool, query or "", test or "", cfg, unlabelled=unlabelled).arms)
+    typer.echo(f"probing {len(records)} pool examples' sample on {env.threads_per_worker} thread(s)…")
+    sample = records if len(records) <= 1000 else random.Random(0).sample(records, 1000)
+    with tempfile.TemporaryDirectory(prefix="winnow-plan-") as tmp:
+        rates = probe(model_path, cfg, sample, tests or sample, work_dir=tmp, train_model_path=train_path,
+                      import_s=IMPORT_S)
+    lengths = sample_lengths(load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code), sample,
+                             cfg.model.max_length)
+    result = plan_run(rates, lengths, cfg, pool_rows=len(records), query_rows=len(queries),
+                      test_rows=len(tests) or 1, arms=arms, workers=workers or env.dask_workers)
+    w = result["workload"]
+    _print_table(f"predicted: {w['pool_rows']} pool examples (mean {w['mean_tokens']:.0f} tokens), budget "
+                 f"{w['budget']}, {w['workers']} workers, {result['rates']['device']}",
+                 [{"phase": k, "wall": human(v["seconds"]), "peak memory": f"{v['peak_mb']:.0f} MB"
+                   if v.get("peak_mb") else "–", "what": v["what"]} for k, v in result["phases"].items()])
+    typer.echo(f"total: {human(result['total'])} (the warm-up is part of features)")
+    _print_table("cheaper options", [{"option": a["option"], "predicted": human(a["seconds"]),
+                                      "vs configured": a["vs configured"], "set": a["set"]}
+                                     for a in result["alternatives"]])
+    if out:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1))
+        typer.echo(f"plan: {out}")
+
+
+@app.command()
 def compare(
     pool: Annotated[str, typer.Option(help="candidate pool (any supported format)")],
     query: Annotated[str, typer.Option(help="a few examples of the target task")],
@@ -443,12 +509,13 @@ def demo_data(
     out: Annotated[Path, typer.Option(help="folder for pool.jsonl, query.jsonl, test.jsonl")] = Path("data/demo"),
     wheel: Annotated[Optional[Path], typer.Option(help="the evals wheel (pip download --no-deps evals)")] = None,
     per_source: Annotated[int, typer.Option(help="examples per pool eval")] = 10,
-    target: Annotated[str, typer.Option(help="the held-out target eval (a registry file); taken out of the pool")]
-    = "sarcasm/samples.jsonl",
+    target: Annotated[Optional[str], typer.Option(
+        help="the held-out target eval, a registry file (default theory_of_mind/tomi/test.jsonl); taken out of "
+             "the pool")] = None,
     seed: int = 0,
 ) -> None:
-    """Build the demo pool (28 OpenAI Evals tasks) and a held-out target (sarcasm) from the evals wheel."""
-    from winnow.data.evals_registry import build_demo_data
+    """Build the demo pool (29 OpenAI Evals tasks) and a held-out target (ToMi) from the evals wheel."""
+    from winnow.data.evals_registry import DEFAULT_TARGET, build_demo_data
 
     from winnow.errors import DataFormatError
 
@@ -458,7 +525,7 @@ def demo_data(
             raise DataFormatError(".cache/wheels", "no evals wheel: run `pip download --no-deps "
                                   "evals==3.0.1.post1 -d .cache/wheels` or pass --wheel")
         wheel = found[-1]
-    summary = build_demo_data(wheel, out, target=target, per_source=per_source, seed=seed)
+    summary = build_demo_data(wheel, out, target=target or DEFAULT_TARGET, per_source=per_source, seed=seed)
     typer.echo(json.dumps({k: summary[k] for k in ("target", "pool", "query", "test")}))
 
 

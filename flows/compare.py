@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from flows.recipe import featurise, load_data, open_run, select, target_files
+from flows.recipe import featurise, largest_budget, load_data, open_run, select, target_files
 from winnow.features import REPRESENTATIONS
 from winnow.recipe import Arm, Recipe
 from winnow.report import markdown_table
@@ -35,7 +35,7 @@ def compare(pool: str, query: str, out: str, settings: dict[str, Any], store_uri
     out_dir = Path(out).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_data(run, recipe)
-    tables = featurise(run, data, recipe.representations(), query)["tables"]
+    tables = featurise(run, data, recipe.representations(), query, budget=largest_budget(recipe, data))["tables"]
     rows = []
     for arm in recipe.arms:
         sub = select(run, arm, data["pool"]["table"], tables, out_dir / arm.representation)

@@ -39,6 +39,9 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
     feats = res["features"]
     report = report_task(out_dir.name, str(out_dir), res["data"], feats["warmup"], feature_summary(feats),
                          res["subsets"], res["metrics"], settings_yaml, versions or {}, feats["nice"], res["artifacts"],
-                         models={"selection": run.cfg.model.name, "trained": run.cfg.finetune.model or run.cfg.model.name})
+                         models={"selection": run.cfg.model.name, "trained": run.cfg.finetune.model or run.cfg.model.name},
+                         timings={"actual": res["timings"],
+                                  "predicted": {k: v["seconds"] for k, v in res["plan"]["phases"].items()},
+                                  "plan": res["plan"]})
     return {"report": report, "budget": sel["budget"],
             "results": {k: scores(v) for k, v in res["metrics"].items()}}

@@ -7,6 +7,7 @@ step returns handles (table names, paths, counts, digests), never arrays.
 """
 from __future__ import annotations
 
+import socket
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,17 +20,21 @@ from tqdm.auto import tqdm
 
 from flows.env import EnvSettings
 from flows.nice import run_nice
-from flows.runtime import resolve_locations
+from flows.runtime import resolve_locations, worker_count
 from tasks.data import data_task, target_file_task, validate_task
 from tasks.evaluation import evaluate_task, lm_eval_task
-from tasks.features import compact_task, feature_shard_task, plan_features_task
+from tasks.features import compact_task, feature_rows_task, feature_shard_task, plan_features_task
 from tasks.model import prepare_model_task
-from tasks.selection import select_task
+from tasks.plan import lengths_task, noop_task, probe_task
+from tasks.selection import prefilter_task, select_task
 from tasks.training import feature_space_task, finetune_task, record_space_task, warmup_task
 from winnow.budget import resolve_budget
 from winnow.errors import ConfigError
 from winnow.hashing import file_digest
+from winnow.plan import human
+from winnow.plan import plan as plan_run
 from winnow.recipe import Arm, Recipe
+from winnow.selection.cascade import candidate_rows
 from winnow.settings import ModelSettings, TrainSettings, WinnowSettings, build_settings
 from winnow.store.ingest import is_table_spec
 
@@ -151,10 +156,12 @@ def warm_up(run: Run, pool: dict[str, Any], rewarm: bool = False) -> dict[str, A
 
 
 def run_feature_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
-    """Submit every plan's row ranges; returns how many shards ran and how many were already done."""
+    """Submit every plan's work — row ranges, or a cascade's explicit row chunks (``plan["rows"]``) — and wait;
+    returns how many shards ran and how many were already done."""
     logger = get_run_logger()
-    futures = [f for p in plans for f in feature_shard_task.map(unmapped(p["job"]), [r[0] for r in p["ranges"]],
-                                                                  [r[1] for r in p["ranges"]])]
+    futures = [f for p in plans for f in (
+        feature_rows_task.map(unmapped(p["job"]), p["rows"]) if "rows" in p else
+        feature_shard_task.map(unmapped(p["job"]), [r[0] for r in p["ranges"]], [r[1] for r in p["ranges"]]))]
     progress_id = create_progress_artifact(0.0, key="feature-shards", description="feature shards finished")
     computed = 0
     with tqdm(total=len(futures), desc="feature shards", unit="shard") as bar:
@@ -172,20 +179,34 @@ def run_feature_shards(plans: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def featurise(run: Run, data: dict[str, Any], representations: list[str], query_spec: str = "",
-              rewarm: bool = False) -> dict[str, Any]:
-    """Feature tables ``{"tables": {representation: {"pool", "query", "weights"}}, "warmup", "nice", shard
-    counts}``: pool rows Adam-preconditioned, query rows plain (LESS), shard by shard on the workers; shards
-    finished before (by any run on the same store) are skipped.
+              rewarm: bool = False, budget: int = 0) -> dict[str, Any]:
+    """Feature tables ``{"tables": {representation: {"pool", "query", "weights"[, "cascade", "prefilter"]}},
+    "warmup", "nice", "cascade", shard counts}``: pool rows Adam-preconditioned, query rows plain (LESS), shard by
+    shard on the workers; shards finished before (by any run on the same store) are skipped.
 
     ``nice`` pairs the LESS pool features with NICE's query directions for ``nice.metric``, sampled from
-    ``query_spec``'s prompts, so it compares with the other representations cell for cell."""
+    ``query_spec``'s prompts, so it compares with the other representations cell for cell.
+
+    With ``selection.prefilter`` on and the largest ``budget`` (rows) given, the pool's gradient features are
+    computed only for a cascade's candidates: the cheap representation first (whole pool), then its ranking,
+    then gradients for the top ``factor × budget`` and a random tail (winnow.selection.cascade). Flows that need
+    every row's gradients (experiment, mixture, tune) pass no budget and featurise the whole pool."""
     cfg, t0 = run.cfg, time.time()
+    logger = get_run_logger()
     if "nice" in representations and not (cfg.nice.metric and query_spec):
         raise ConfigError("nice.metric: the 'nice' representation needs the target's reward (nice.metric=...)")
     shard_reps = list(dict.fromkeys(["gradients" if r == "nice" else r for r in representations]))
+    pre = cfg.selection.prefilter
+    cascading = pre.representation != "none" and "gradients" in shard_reps and "pool" in data
+    if cascading and not budget:
+        logger.warning("selection.prefilter: this flow needs gradient features of every pool row; no cascade")
+        cascading = False
+    if cascading:
+        shard_reps = list(dict.fromkeys([pre.representation, *shard_reps]))
     warm = warm_up(run, data["pool"], rewarm) if "gradients" in shard_reps else None
+    warm_seconds = round(time.time() - t0, 1)
     tables: dict[str, dict[str, Any]] = {}
-    plans = []
+    plans, deferred = [], None
     for rep in shard_reps:
         tables[rep] = {"weights": warm["weights"] if rep == "gradients" else None}
         tables[rep]["query"] = None  # NICE alone reads no query features of its own
@@ -195,15 +216,31 @@ def featurise(run: Run, data: dict[str, Any], representations: list[str], query_
             plan = plan_features_task(run.store_uri, data[role]["table"], data[role]["table_rows"], run.model_path,
                                       run.worker_model, cfg.features, rep, warm["dir"] if warm else None, kind)
             tables[rep][role] = plan["job"].feature_table
-            plans.append(plan)
+            if cascading and rep == "gradients" and role == "pool":
+                deferred = plan  # its rows come from the cascade, once the cheap features exist
+            else:
+                plans.append(plan)
     shards = run_feature_shards(plans)
+    cascade = None
+    if deferred is not None:
+        cheap = tables[pre.representation]
+        cascade = prefilter_task(run.store_uri, cheap["query"], cheap["pool"], budget=budget, factor=pre.factor,
+                                 tail=pre.tail, selector=pre.selector, seed=cfg.selection.seed)
+        rows = candidate_rows(run.store_uri, cascade["table"])
+        size = cfg.features.shard_size
+        grads = run_feature_shards([{**deferred, "rows": [rows[i:i + size] for i in range(0, len(rows), size)]}])
+        shards = {k: shards[k] + grads[k] for k in shards}
+        tables["gradients"].update(cascade=cascade["table"], prefilter=pre.representation)
+        logger.info("cascade: %s ranked %d rows; gradient features for %d candidates (%d from the tail)",
+                    pre.representation, cascade["pool_rows"], cascade["candidates"], cascade["tail_rows"])
     nice = None
     if "nice" in representations:
         nice = run_nice(cfg, query_spec, run.model_path, warm["dir"], run.worker_model, run.store_uri)
         tables["nice"] = {**tables["gradients"], "query": nice["table"]}
     tables = {r: t for r, t in tables.items() if t["query"] is not None}  # a representation without queries
-    return {"tables": tables, "warmup": warm, "nice": nice, **shards, "projector": cfg.features.projector,
-            "dim": cfg.features.proj_dim, "seconds": round(time.time() - t0, 1)}
+    return {"tables": tables, "warmup": warm, "nice": nice, "cascade": cascade, **shards,
+            "projector": cfg.features.projector, "dim": cfg.features.proj_dim, "seconds": round(time.time() - t0, 1),
+            "warmup_seconds": warm_seconds}
 
 
 # ------------------------------------------------------------------------------------- select, train, evaluate
@@ -211,11 +248,14 @@ def select(run: Run, arm: Arm, pool_table: str, tables: dict[str, dict[str, Any]
            test: str | list[str] | None = None) -> dict[str, Any]:
     """One arm's ordering and subset file (``random`` draws over the rows of the first representation's table).
     Given the ``test`` set (or sets) it will be scored on, the subset leaves out copies of their items (before
-    any fine-tune)."""
+    any fine-tune). Under a prefilter cascade a targeted arm orders the candidates, while ``random`` and ``all``
+    draw over the whole pool (the prefilter's complete table): the baseline is never limited by the cascade."""
     rep = tables[arm.representation] if arm.representation in tables else next(iter(tables.values()))
+    if rep.get("cascade") and arm.selector in ("random", "all"):
+        rep = tables[rep["prefilter"]]
     return select_task(run.store_uri, rep["query"], rep["pool"], pool_table, selector=arm.selector, budget=arm.budget,
                        seed=arm.seed, out_dir=str(out_dir), name=arm.name, weights=rep["weights"], test_spec=test,
-                       decontaminate=run.cfg.selection.decontaminate)
+                       decontaminate=run.cfg.selection.decontaminate, cascade=rep.get("cascade", ""))
 
 
 def finetune(run: Run, subset: dict[str, Any], train: TrainSettings | None = None) -> PrefectFuture:
@@ -262,13 +302,25 @@ def run_recipe(run: Run, recipe: Recipe, out_dir: Path, rewarm: bool = False,
                others: dict[str, str] | None = None) -> dict[str, Any]:
     """The whole chain for a recipe: data → features → one subset per arm → fine-tunes → evaluations.
     Returns the handles a report needs, and the artifact table (key and whether each was computed or reused)."""
+    clock = [time.time()]
+
+    def lap() -> float:
+        clock.append(time.time())
+        return round(clock[-1] - clock[-2], 1)
+
     data = load_data(run, recipe)
-    feats = featurise(run, data, recipe.representations(), recipe.query, rewarm)
+    timings = {"data": lap()}
+    plan = predict_cost(run, recipe, data, timings["data"])
+    timings["plan"] = lap()
+    feats = featurise(run, data, recipe.representations(), recipe.query, rewarm, budget=largest_budget(recipe, data))
+    timings.update(features=lap(), warmup=feats["warmup_seconds"])
     subsets = {arm.name: select(run, arm, data["pool"]["table"], feats["tables"], out_dir, recipe.test)
                for arm in recipe.arms}
+    timings["select"] = lap()
     adapters, evals, harness = train_and_evaluate(run, recipe, subsets, others)
     metrics = {name: {**fut.result(), **({"lm_eval": harness[name].result()} if name in harness else {})}
                for name, fut in evals.items()}
+    timings["train_evaluate"] = lap()
     test_digest = file_digest(recipe.test)
     warm = feats["warmup"]
     artifacts = [*([{"artifact": "warm-up", "key": warm["key"], "status": warm["status"]}] if warm else []),
@@ -279,13 +331,47 @@ def run_recipe(run: Run, recipe: Recipe, out_dir: Path, rewarm: bool = False,
                     "status": status_of(fut.state)} for name, fut in adapters.items()),
                  *({"artifact": f"evaluation {name}", "key": f"test {test_digest}", "status": status_of(fut.state)}
                    for name, fut in evals.items())]
+    get_run_logger().info("actual (s): %s; total %.1f s against %.1f s predicted", timings,
+                          sum(v for k, v in timings.items() if k not in ("warmup", "plan")), plan["total"])
     return {"data": data, "features": feats, "subsets": subsets, "adapters": {k: f.result() for k, f in adapters.items()},
-            "metrics": metrics, "artifacts": artifacts}
+            "metrics": metrics, "artifacts": artifacts, "timings": timings, "plan": plan}
+
+
+def predict_cost(run: Run, recipe: Recipe, data: dict[str, Any], data_seconds: float) -> dict[str, Any]:
+    """The planner's prediction for this run (winnow.plan), from a probe on a worker (cached per model, settings
+    and machine) and the task overhead measured now, logged before any training. The data phase has run already:
+    its measured time stands in the prediction."""
+    pool, cfg = data["pool"], run.cfg.model_copy(update={"model": run.worker_model})
+    workers = worker_count()
+    rates = probe_task.submit(run.store_uri, pool["table"], pool["table_rows"], recipe.test, run.model_path, cfg,
+                              work_dir=str(Path(run.work_dir) / "plan"), train_model_path=run.train_model_path,
+                              host=socket.gethostname()).result()
+    lengths = lengths_task(run.store_uri, pool["table"], pool["table_rows"], run.model_path, cfg)
+    overhead = []
+    for _ in range(3):  # a task's round trip through Prefect and the workers; the first may meet a cold worker
+        t0 = time.time()
+        noop_task.submit().result()
+        overhead.append(time.time() - t0)
+    plan = plan_run(rates, lengths, cfg, pool_rows=pool["table_rows"],
+                    query_rows=data.get("query", {}).get("table_rows", 0),
+                    test_rows=data.get("test", {}).get("used", 0), arms=len(recipe.arms), workers=workers,
+                    cold=workers > 1, data_s=data_seconds, task_overhead_s=min(overhead))
+    get_run_logger().info("predicted (s): %s; total %s", {k: v["seconds"] for k, v in plan["phases"].items()},
+                          human(plan["total"]))
+    return plan
+
+
+def largest_budget(recipe: Recipe, data: dict[str, Any]) -> int:
+    """The largest budget of the recipe's arms, in rows: what a prefilter cascade must leave room for."""
+    return max((resolve_budget(a.budget, data["pool"]["table_rows"]) for a in recipe.arms), default=0)
 
 
 def feature_summary(feats: dict[str, Any]) -> dict[str, Any]:
     """One row for a report: the gradient tables, the projection and how many shards this run computed."""
     grads = feats["tables"].get("gradients") or next(iter(feats["tables"].values()))
+    c = feats.get("cascade")
+    cascade = (f"{c['prefilter'].split('__')[0]} ranked {c['pool_rows']}; gradients for {c['candidates']} "
+               f"({c['tail_rows']} from the tail)") if c else "none"
     return {"pool_table": grads["pool"], "query_table": grads["query"], "projector": feats["projector"],
-            "dim": feats["dim"], "shards": feats["shards"], "computed": feats["computed"], "skipped": feats["skipped"],
-            "seconds": feats["seconds"]}
+            "dim": feats["dim"], "cascade": cascade, "shards": feats["shards"], "computed": feats["computed"],
+            "skipped": feats["skipped"], "seconds": feats["seconds"]}

@@ -103,3 +103,18 @@ def resolve_locations(store_uri: str, work_dir: str) -> tuple[str, str]:
     """A flow's store and work folder: as passed, or (deployed runs) from the environment."""
     env = EnvSettings()
     return store_uri or env.store_uri, work_dir or str(env.home.resolve())
+
+
+def worker_count() -> int:
+    """How many workers the running flow's tasks spread over: the Dask cluster's (its spec when it is still
+    starting), a thread pool's size, else WINNOW_DASK_WORKERS. For the planner, which schedules shards on them."""
+    from prefect.context import FlowRunContext
+
+    ctx = FlowRunContext.get()
+    runner = ctx.task_runner if ctx else None
+    if isinstance(runner, DaskTaskRunner):
+        client = runner.client
+        spec = getattr(client.cluster, "worker_spec", None)
+        return len(spec) if spec else max(1, len(client.scheduler_info()["workers"]))
+    threads = getattr(runner, "_max_workers", None)  # ThreadPoolTaskRunner (tests): no public accessor
+    return int(threads) if threads else EnvSettings().dask_workers

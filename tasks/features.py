@@ -6,7 +6,8 @@ from typing import Any
 from prefect import task
 
 from tasks import CACHED, unexpected_only
-from winnow.features.shards import FeatureJob, feature_provenance, featurize_range, plan_ranges, representation_dim
+from winnow.features.shards import FeatureJob, feature_provenance, featurize_range, featurize_rows, plan_ranges, \
+    representation_dim
 from winnow.models.loading import load_tokenizer
 from winnow.keys import digest
 from winnow.settings import FeatureSettings, ModelSettings
@@ -39,6 +40,14 @@ def plan_features_task(store_uri: str, records_table: str, n_rows: int, model_pa
 def feature_shard_task(job: FeatureJob, start: int, end: int) -> dict[str, Any]:
     """Cached on inputs + source, and skipped by the store's own markers too: a finished shard never reruns."""
     return {"table": job.feature_table, "start": start, "end": end, **featurize_range(job, start, end, progress=False)}
+
+
+@task(name="feature-rows", cache_policy=CACHED, persist_result=True, retries=2, retry_delay_seconds=2,
+      retry_condition_fn=unexpected_only, task_run_name="{job.feature_table}[rows {rows[0]}..]")
+def feature_rows_task(job: FeatureJob, rows: list[int]) -> dict[str, Any]:
+    """A prefilter cascade's shard: explicit candidate rows (at most a shard's worth); rows that already have
+    features (this cascade's earlier run, another cascade, a full featurisation) are not computed again."""
+    return {"table": job.feature_table, "start": rows[0], "end": rows[-1] + 1, **featurize_rows(job, rows, progress=False)}
 
 
 @task(name="compact-features", retries=1, retry_condition_fn=unexpected_only)

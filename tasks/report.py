@@ -36,7 +36,8 @@ def with_inline_images(md: str, folder: str | Path) -> str:
 def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str, Any], features: dict[str, Any],
                 subsets: dict[str, dict[str, Any]], metrics: dict[str, dict[str, Any]], settings_yaml: str,
                 versions: dict[str, str], nice: dict[str, Any] | None = None,
-                artifacts: list[dict[str, str]] | None = None, models: dict[str, str] | None = None) -> str:
+                artifacts: list[dict[str, str]] | None = None, models: dict[str, str] | None = None,
+                timings: dict[str, Any] | None = None) -> str:
     out = Path(out_dir)
     sel, rnd = subsets.get("selected") or subsets["nice"], subsets["random"]
     sources = source_table(sel["sources"], rnd["sources"], sel["pool_sources"])
@@ -49,7 +50,7 @@ def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str,
     plot = plot_sources(sources, out / "subset_sources.png")
     md = render_report(name=name, data=data, warmup=warmup, features=features, selection=selection,
                        metrics=metrics, sources=sources, settings_yaml=settings_yaml, versions=versions,
-                       plot=Path(plot).name, artifacts=artifacts, models=models)
+                       plot=Path(plot).name, artifacts=artifacts, models=models, timings=timings)
     (out / "report.md").write_text(md)
     (out / "settings.yaml").write_text(settings_yaml)
     write_jsonl(out / "quarantine.jsonl", [q for d in data.values() for q in d["quarantine"]])
@@ -57,6 +58,7 @@ def report_task(name: str, out_dir: str, data: dict[str, Any], warmup: dict[str,
                    **({"lm_eval": v["lm_eval"]} if "lm_eval" in v else {})} for k, v in metrics.items()}
     (out / "metrics.json").write_text(json.dumps({"results": summary, "budget": selection["budget"],
                                                   "selector": selection["selector"], "versions": versions,
+                                                  "features": features, "timings": timings or {},
                                                   "artifacts": artifacts or []}, indent=1))
     for k, v in metrics.items():
         write_jsonl(out / f"predictions_{k}.jsonl", v["predictions"])

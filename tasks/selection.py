@@ -9,6 +9,7 @@ import numpy as np
 from prefect import task
 
 from tasks import unexpected_only
+from winnow.selection.cascade import plan_cascade
 from winnow.selection.decontaminate import Guard
 from winnow.selection.subset import select_subset
 from winnow.settings import DecontaminationSettings
@@ -46,13 +47,22 @@ def guard_for(test_spec: str | list[str], settings: DecontaminationSettings, dev
                  embed=embed if settings.embedder else None, exclude=settings.enabled)
 
 
+@task(name="prefilter", retries=1, retry_condition_fn=unexpected_only)
+def prefilter_task(store_uri: str, query_table: str, pool_table: str, *, budget: int, factor: float, tail: float,
+                   selector: str, seed: int) -> dict[str, Any]:
+    """Rank the pool in a cheap representation and store the cascade's candidates (a table name and counts)."""
+    return plan_cascade(store_uri, query_table, pool_table, budget=budget, factor=factor, tail=tail,
+                        selector=selector, seed=seed)
+
+
 @task(name="select", retries=1, retry_condition_fn=unexpected_only, task_run_name="select-{name}")
 def select_task(store_uri: str, query_table: str, pool_table: str, records_table: str, *, selector: str,
                 budget: int | float, seed: int, out_dir: str, name: str,
                 weights: list[float] | None = None, test_spec: str | list[str] | None = None,
-                decontaminate: DecontaminationSettings | None = None) -> dict[str, Any]:
+                decontaminate: DecontaminationSettings | None = None, cascade: str = "") -> dict[str, Any]:
     """``test_spec``: the test set (or sets: a tuning trial's validation and test) the subset must not copy
-    (checked under ``decontaminate``)."""
+    (checked under ``decontaminate``); ``cascade``: a prefilter cascade's table (the pool is its candidates)."""
     guard = guard_for(test_spec, decontaminate or DecontaminationSettings()) if test_spec else None
     return select_subset(store_uri, query_table, pool_table, selector=selector, budget=budget, seed=seed,
-                         out_dir=out_dir, name=name, records_table=records_table, weights=weights, guard=guard)
+                         out_dir=out_dir, name=name, records_table=records_table, weights=weights, guard=guard,
+                         cascade=cascade)

@@ -56,7 +56,8 @@ def quarantine_rows(data: dict[str, Any]) -> list[dict[str, Any]]:
 def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], features: dict[str, Any],
                   selection: dict[str, Any], metrics: dict[str, dict[str, Any]], sources: list[dict[str, Any]],
                   settings_yaml: str, versions: dict[str, str], plot: str | None,
-                  artifacts: list[dict[str, str]] | None = None, models: dict[str, str] | None = None) -> str:
+                  artifacts: list[dict[str, str]] | None = None, models: dict[str, str] | None = None,
+                  timings: dict[str, Any] | None = None) -> str:
     quarantine = [q for d in data.values() for q in d["quarantine"]]
     q_lines = "\n".join(f"- `{q['path']}:{q['line']}` field `{q['field']}`: {q['reason']}" for q in quarantine[:50])
     more = f"\n- … and {len(quarantine) - 50} more (see quarantine.jsonl)" if len(quarantine) > 50 else ""
@@ -104,6 +105,8 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
                       if n.get("reward_counters") else "") + "\n\n" + markdown_table(n["queries"]))
     if plot:
         parts.append(f"![subset by source]({plot})")
+    if timings:
+        parts.append(timings_section(timings))
     if artifacts:
         parts.append("## Artifacts\n" + markdown_table(artifacts) + "\n\nEach key hashes the inputs' content, the "
                      "resolved settings and the code version of the library modules that compute it (winnow.keys); "
@@ -111,6 +114,16 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
     parts += ["## Reproduce\n```yaml\n" + settings_yaml + "```", "Versions: " +
               ", ".join(f"{k} {v}" for k, v in versions.items())]
     return "\n\n".join(parts) + "\n"
+
+
+def timings_section(timings: dict[str, Any]) -> str:
+    """Wall time of each phase of the run (``actual``), beside the planner's prediction when there is one."""
+    actual, predicted = timings.get("actual", {}), timings.get("predicted", {})
+    rows = [{"phase": k, "seconds": v, **({"predicted": predicted.get(k, "–")} if predicted else {})}
+            for k, v in actual.items()]
+    return ("## Timings\n" + markdown_table(rows) + "\n\nWall time of each phase of this run (warm-up is part of "
+            "features); reused artifacts cost almost nothing." + (" Predicted by `winnow plan`'s probe at the start "
+                                                                "of the run." if predicted else ""))
 
 
 def harness_section(metrics: dict[str, dict[str, Any]]) -> str:

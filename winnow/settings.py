@@ -48,6 +48,9 @@ class TrainSettings(_Frozen):
     warmup_ratio: float = Field(0.03, ge=0, lt=1, description="linear warm-up share of steps (LESS: 3 %)")
     batch_size: int = Field(4, ge=1, description="examples per forward pass")
     grad_accum: int = Field(1, ge=1, description="effective batch = batch_size x grad_accum")
+    group_by_length: bool = Field(True, description="batches of similar lengths (shuffled mega-batches of 16 "
+                                                    "batches, sorted): the demo pool's padding drops from 50 % to 5 % "
+                                                    "of the tokens; false = plain random batches")
     weight_decay: float = Field(0.0, ge=0)
     # AdamW's constants live here only: each checkpoint records them and LESS's feature engine reads them back
     # from there, so the preconditioning always matches the optimizer that made the moments.
@@ -108,21 +111,44 @@ class DecontaminationSettings(_Frozen):
                                                              "the task's template, not an item's content")
 
 
+class PrefilterSettings(_Frozen):
+    """A cascade (winnow.selection.cascade): a cheap forward-only representation ranks the whole pool, and gradient
+    features are computed only for the top ``factor × budget`` plus a random ``tail`` share of that from the rest.
+    Off by default; factor and tail measured by bench/cascade.py (see the README)."""
+
+    representation: Literal["none", "hidden", "embedding"] = Field(
+        "none", description="none = gradient features for the whole pool; hidden / embedding = rank with that first")
+    factor: float = Field(5.0, ge=1, description="candidates = factor x budget by the cheap ranking")
+    tail: float = Field(0.1, ge=0, le=1, description="plus this share of the candidates drawn at random from the "
+                                                     "rest, so the final selector still sees some of the tail")
+    selector: str = Field("round_robin", description="how the cheap representation ranks the pool")
+
+    @field_validator("selector")
+    @classmethod
+    def _registered(cls, name: str) -> str:
+        return _selector_name(name)
+
+
+def _selector_name(name: str) -> str:
+    from winnow.selection.targeted import canonical_selector  # the registry; imported only when validating
+
+    try:
+        return canonical_selector(name)
+    except ConfigError as e:
+        raise ValueError(e.problems[0].removeprefix("selection.selector: ")) from None
+
+
 class SelectionSettings(_Frozen):
     selector: str = Field("round_robin", description="a name or alias from winnow.selection.SELECTORS / ALIASES")
     budget: Budget = Field(0.05, description="a count (200) or a share of the pool (0.05, '5%'); 1 is one example")
     seed: int = 0
     decontaminate: DecontaminationSettings = DecontaminationSettings()
+    prefilter: PrefilterSettings = PrefilterSettings()
 
     @field_validator("selector")
     @classmethod
     def _registered(cls, name: str) -> str:
-        from winnow.selection.targeted import canonical_selector  # the registry; imported only when validating
-
-        try:
-            return canonical_selector(name)
-        except ConfigError as e:
-            raise ValueError(e.problems[0].removeprefix("selection.selector: ")) from None
+        return _selector_name(name)
 
 
 class NiceSettings(_Frozen):
@@ -290,7 +316,7 @@ class TuneSettings(_Frozen):
     @classmethod
     def _tunable(cls, v: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
         fixed = ("features.", "warmup.", "model.", "data.", "eval.", "nice.", "mixture.", "tune.",
-                 "selection.decontaminate", "finetune.model")
+                 "selection.decontaminate", "selection.prefilter", "finetune.model")
         bad = [k for k in v if k.startswith(fixed)]
         if bad:
             raise ValueError(f"{', '.join(bad)}: fixed for a study (features are computed once per representation "

@@ -103,6 +103,24 @@ def test_curate_golden_outcome(tiny) -> None:
             assert got["metrics"][model][key] == pytest.approx(value, abs=2e-3), (model, key)
     # The table shows the same numbers the metrics file holds.
     assert rows["selected"][1] == f"{metrics['selected']['response_loss']:.3f}"
+    # The planner's prediction, made at the start of this first (fresh) run, is within 30 % of what it took.
+    timings = json.loads((out / "metrics.json").read_text())["timings"]
+    actual = sum(v for k, v in timings["actual"].items() if k not in ("warmup", "plan"))
+    assert abs(timings["plan"]["total"] - actual) <= 0.3 * actual, timings
+    assert "## Timings" in (out / "report.md").read_text()
+
+
+def test_plan_prints_phases_and_cheaper_options(tiny) -> None:
+    out = tiny["root"] / "plan.json"
+    proc = winnow("plan", *DATA, "--config", str(tiny["config"]), "--model", str(tiny["model"]), "--budget", "6",
+                  "--workers", "2", "--out", str(out), home=tiny["home"])
+    rows = table_rows(proc.stdout)
+    assert {"warmup", "features", "select", "train_evaluate", "as configured", "1 warm-up checkpoints",
+            "4 workers"} <= set(rows), proc.stdout
+    assert "total:" in proc.stdout
+    plan = json.loads(out.read_text())
+    assert plan["workload"]["pool_rows"] == 20 and plan["workload"]["budget"] == 6
+    assert plan["total"] > 0 and plan["rates"]["grad_s_per_token"] > 0
 
 
 def test_curate_leaves_out_copies_of_test_items(tiny) -> None:
@@ -466,15 +484,15 @@ def test_demo_data_from_the_evals_wheel(tmp_path) -> None:
     out = tmp_path / "demo"
     proc = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(out), "--per-source", "2", home=tmp_path / "h")
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert summary == {"target": "sarcasm", "pool": 56, "query": 16, "test": 60}
-    assert len((out / "pool.jsonl").read_text().splitlines()) == 56
+    assert summary == {"target": "tomi", "pool": 58, "query": 16, "test": 60}
+    assert len((out / "pool.jsonl").read_text().splitlines()) == 58
     bad = winnow("demo-data", "--wheel", str(tmp_path / "missing.whl"), "--out", str(out), home=tmp_path / "h", expect=2)
     assert "missing.whl" in bad.stderr and "Traceback" not in bad.stderr
-    # Another target, taken from the default pool: it is held out of it (27 pool evals remain).
+    # Another target, taken from the default pool: it is held out of it (28 pool evals remain).
     other = tmp_path / "heavier"
     proc = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(other), "--per-source", "2", "--target",
                   "which_is_heavier/which_is_heavier.jsonl", home=tmp_path / "h")
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"target": "which_is_heavier", "pool": 54, "query": 16,
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"target": "which_is_heavier", "pool": 56, "query": 16,
                                                                  "test": 60}
     assert "which_is_heavier" not in (other / "pool.jsonl").read_text()
     bad = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(other), "--target", "nope/x.jsonl",
@@ -563,12 +581,12 @@ def test_every_command_has_help_and_the_readme_agrees_with_it(tmp_path) -> None:
     top = winnow("--help", home=tmp_path)
     commands = re.findall(r"^│ ([a-z][a-z-]+) ", top.stdout, flags=re.M)
     expected = {"curate", "compare", "select", "mixture", "feedback", "ingest", "retrain", "serve", "server",
-                "experiment", "demo-data", "prepare-model"}
+                "experiment", "demo-data", "prepare-model", "plan", "tune"}
     assert expected <= set(commands), top.stdout
     helps = {c: winnow(c, "--help", home=tmp_path, env={"COLUMNS": "200"}).stdout for c in commands}
     readme = _readme_commands()
     assert {c for c, _ in readme} >= {"curate", "compare", "select", "mixture", "feedback", "ingest", "retrain",
-                                      "experiment"}
+                                      "experiment", "plan"}
     for command, flags in readme:
         assert command in helps, f"README shows `winnow {command}`, which does not exist"
         for flag in flags:

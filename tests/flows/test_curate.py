@@ -145,3 +145,54 @@ def test_grown_pool_keeps_its_feature_space_and_rewarm_starts_a_new_one(prefect_
     fresh = run("rewarm", table_name_for("pool", str(pool)), rewarm=True)  # the table by name, as `winnow ingest` fills
     assert fresh["warm-up"] == "computed" and fresh["features"] == "4 of 4 shards computed"
     assert "| pool | 20 | 20 | 0 |" in fresh["report"]
+
+
+def test_curate_with_a_prefilter_cascade_computes_gradients_for_the_candidates_only(prefect_harness, tiny_model_path,
+                                                                                   data_dir, tmp_path) -> None:
+    """Hidden states rank all 20 rows; gradients are computed for factor × budget + tail = 8 + 2 candidates; the
+    selected subset comes from them, random from the whole pool; a rerun computes nothing; a later full run
+    featurises every row (its unmarked ranges are computed whole)."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    import pyarrow.parquet as pq
+
+    from flows.curate import curate
+    from winnow.selection.cascade import read_cascade
+    from winnow.settings import build_settings
+    from winnow.store import lance
+
+    base = {"model": {"name": tiny_model_path, "max_length": 64},
+            "warmup": {"fraction": 0.5, "train": {"epochs": 2, "lr": 0.01}},
+            "features": {"proj_dim": 64, "shard_size": 4, "batch_size": 4},
+            "selection": {"budget": 4, "prefilter": {"representation": "hidden", "factor": 2, "tail": 0.25}},
+            "finetune": {"epochs": 1, "lr": 0.01}, "eval": {"max_new_tokens": 2}}
+    good = data_dir / "good"
+
+    def run(name: str, settings: dict) -> dict:
+        curate.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(
+            pool=str(good / "pool.jsonl"), query=str(good / "query.jsonl"), test=str(good / "test.jsonl"),
+            out=str(tmp_path / name), settings=build_settings(settings).model_dump(mode="json"),
+            store_uri=str(tmp_path / "store"), work_dir=str(tmp_path / "work"))
+        return json.loads((tmp_path / name / "metrics.json").read_text())
+
+    first = run("cascade", base)
+    db = lance.connect(str(tmp_path / "store"))
+    grads = [t for t in db.list_tables().tables if t.startswith("grads_adam__")]
+    cascades = [t for t in db.list_tables().tables if t.startswith("cascade__")]
+    assert len(grads) == len(cascades) == 1
+    assert db.open_table(grads[0]).count_rows() == 2 * 10  # 2 checkpoints x 10 candidates, not 20 rows
+    cand, _ = read_cascade(str(tmp_path / "store"), cascades[0])
+    assert len(cand) == 10
+    sel = pq.read_table(tmp_path / "cascade" / "selected_ordering.parquet").to_pydict()
+    assert sorted(sel["row_idx"]) == list(range(20)) and set(sel["row_idx"][:4]) <= set(cand.tolist())
+    rnd = json.loads(pq.read_schema(tmp_path / "cascade" / "random_ordering.parquet").metadata[b"winnow"])
+    assert rnd["pool_table"].startswith("hidden__")  # the baseline is drawn over the whole pool
+    report = (tmp_path / "cascade" / "report.md").read_text()
+    assert "hidden ranked 20; gradients for 10 (2 from the tail)" in report
+
+    again = run("again", base)
+    assert {r["artifact"]: r["status"] for r in again["artifacts"]}["features"].startswith("0 of ")
+
+    full = run("full", {**base, "selection": {"budget": 4}})  # the whole pool, by ranges, into the same table
+    assert db.open_table(grads[0]).count_rows() == 2 * 20
+    assert first["results"]["random"] == full["results"]["random"]  # random is the same subset either way

@@ -18,9 +18,13 @@ from winnow.errors import ConfigError, DataFormatError
 
 REGISTRY = "evals/registry/data/"
 
-DEFAULT_TARGET = "sarcasm/samples.jsonl"
-# Short-answer evals of many formats; russian_sarcasm shares the target's instruction, a few others share
-# its answer format (digits), most share neither — a selector has something real to find.
+# The demo's target: ToMi (theory of mind), whose answer is the container an object is, was, or is believed to be
+# in ("bathtub", "treasure_chest"): no two-class label, and no constant answer wins (the most common answer is 15 %
+# of items). The sarcasm target (answers 0/1) used before was won by answering "1".
+DEFAULT_TARGET = "theory_of_mind/tomi/test.jsonl"
+# Short-answer evals of many formats. hitom (Hi-ToM) tells the same kind of story and asks where an object is, so a
+# selector has something real to find; socialiqa shares the theme but is multiple choice; russian_sarcasm shares
+# the old sarcasm target's instruction; most share neither.
 DEFAULT_POOL = (
     "russian_sarcasm/samples.jsonl", "portuguese-sarcasm/samples.jsonl", "which_is_heavier/which_is_heavier.jsonl",
     "born_first/born_first.jsonl", "food/samples.jsonl", "regex-match/samples.jsonl", "quartz/samples.jsonl",
@@ -31,7 +35,7 @@ DEFAULT_POOL = (
     "next-val-series/next-val-series.jsonl", "syllables_long_words/long_word_samples.jsonl",
     "connect4/samples.jsonl", "bigrams/samples.jsonl", "rot13/rot13.jsonl", "swap-words/samples.jsonl",
     "japanese_approval/samples.jsonl", "hebrew_same_noun_gender/samples.jsonl", "afrikaans-lexicon/samples.jsonl",
-    "crontab/samples.jsonl",
+    "crontab/samples.jsonl", "theory_of_mind/hitom/hitom.jsonl",
 )
 
 

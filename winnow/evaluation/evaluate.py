@@ -32,17 +32,20 @@ _PASS_AT = re.compile(r"^pass@(\d+)$")
 @torch.no_grad()
 def response_losses(model: Any, tokenizer: Any, records: list[Record], *, batch_size: int, max_length: int,
                     open_ended: bool = False, summed: bool = False) -> np.ndarray:
-    """Per record, the mean (or, ``summed``, the total) NLL of its response tokens given its prompt."""
+    """Per record (in input order), the mean (or, ``summed``, the total) NLL of its response tokens given its
+    prompt."""
     device = next(model.parameters()).device
     enc = [encode(tokenizer, r, max_length, open_ended=open_ended) for r in records]
-    losses = []
-    for s in range(0, len(enc), batch_size):
-        batch = {k: v.to(device) for k, v in collate(enc[s:s + batch_size], tokenizer.pad_token_id).items()}
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i].input_ids))  # batched by length: little padding
+    losses = np.zeros(len(enc))
+    for s in range(0, len(order), batch_size):
+        idx = order[s:s + batch_size]
+        batch = {k: v.to(device) for k, v in collate([enc[i] for i in idx], tokenizer.pad_token_id).items()}
         loss = per_example_loss(model, batch).float().cpu().numpy()
         if summed:
-            loss = loss * np.array([e.n_response_tokens for e in enc[s:s + batch_size]])
-        losses.append(loss)
-    return np.concatenate(losses) if losses else np.zeros(0)
+            loss = loss * np.array([enc[i].n_response_tokens for i in idx])
+        losses[idx] = loss
+    return losses
 
 
 def multiple_choice(model: Any, tokenizer: Any, records: list[Record], *, batch_size: int,

@@ -15,12 +15,16 @@ from winnow.hashing import counter_seed
 @torch.no_grad()
 def generate(model: Any, tokenizer: Any, records: list[Record], *, max_new_tokens: int, batch_size: int,
              max_length: int, progress: bool = True) -> list[str]:
-    """Greedy responses, batched with left padding (prompts cut from the left to ``max_length``)."""
+    """Greedy responses in input order, batched with left padding (prompts cut from the left to ``max_length``).
+    Prompts are batched by length, so a batch pads its prompts little; the answers are put back in order."""
     device = next(model.parameters()).device
-    out: list[str] = []
-    for s in tqdm(range(0, len(records), batch_size), desc="generating", unit="batch", disable=not progress):
-        prompts = [tokenizer(prompt_text(tokenizer, r), add_special_tokens=False)["input_ids"][-max_length:]
-                   for r in records[s:s + batch_size]]
+    encoded = [tokenizer(prompt_text(tokenizer, r), add_special_tokens=False)["input_ids"][-max_length:]
+               for r in records]
+    order = sorted(range(len(records)), key=lambda i: len(encoded[i]))
+    out: list[str] = [""] * len(records)
+    for s in tqdm(range(0, len(order), batch_size), desc="generating", unit="batch", disable=not progress):
+        idx = order[s:s + batch_size]
+        prompts = [encoded[i] for i in idx]
         T = max(map(len, prompts))
         ids = torch.full((len(prompts), T), tokenizer.pad_token_id, dtype=torch.long)
         attn = torch.zeros_like(ids)
@@ -29,7 +33,8 @@ def generate(model: Any, tokenizer: Any, records: list[Record], *, max_new_token
         gen = model.generate(input_ids=ids.to(device), attention_mask=attn.to(device), do_sample=False,
                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
                              eos_token_id=tokenizer.eos_token_id)
-        out += tokenizer.batch_decode(gen[:, T:], skip_special_tokens=True)
+        for i, text in zip(idx, tokenizer.batch_decode(gen[:, T:], skip_special_tokens=True)):
+            out[i] = text
     return out
 
 

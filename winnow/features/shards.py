@@ -78,21 +78,50 @@ def feature_provenance(job: FeatureJob, tokenizer: Any | None) -> dict[str, Any]
 
 
 def featurize_range(job: FeatureJob, start: int, end: int, *, progress: bool = True) -> dict[str, int]:
-    """Featurise rows [start, end) at every checkpoint not yet marked done; returns counts."""
+    """Featurise rows [start, end) at every checkpoint not yet marked done; returns counts. An unmarked range is
+    computed whole, replacing whatever rows of it the table holds (an interrupted run's)."""
     db = lance.connect(job.store_uri)
     todo = [c for c in job.checkpoint_indices if not shard_markers.is_done(db, job.feature_table, c, start, end, end - start)]
     if not todo:
         return {"rows": end - start, "computed": 0, "skipped_checkpoints": len(job.checkpoint_indices)}
-    set_threads(job.model.num_threads)
     records = record_tables.read_records(db, job.records_table, start, end)
     if len(records) != end - start:
         raise RuntimeError(f"{job.records_table}: rows [{start}, {end}) hold {len(records)} records")
+    for ck in todo:
+        _compute(job, db, records, list(range(start, end)), [ck], f"[{start}:{end}]", progress)
+        shard_markers.mark_done(db, job.feature_table, ck, start, end, end - start)
+    return {"rows": end - start, "computed": len(todo),
+            "skipped_checkpoints": len(job.checkpoint_indices) - len(todo)}
+
+
+def featurize_rows(job: FeatureJob, rows: list[int], *, progress: bool = True) -> dict[str, int]:
+    """Featurise the given rows (a prefilter cascade's candidates, any order) at every checkpoint where they lack
+    features. No range marker: a row with a vector is a row done, so a rerun computes only what is missing."""
+    db = lance.connect(job.store_uri)
+    missing = {c: sorted(set(rows) - feature_tables.rows_with_features(db, job.feature_table, c, rows))
+               for c in job.checkpoint_indices}
+    need = sorted({r for m in missing.values() for r in m})
+    if need:
+        by_row = dict(zip(need, record_tables.records_at(db, job.records_table, need)))
+        for ck, ck_rows in missing.items():
+            if ck_rows:
+                _compute(job, db, [by_row[r] for r in ck_rows], ck_rows, [ck], f"rows {ck_rows[0]}..{ck_rows[-1]}",
+                         progress)
+    return {"rows": len(rows), "computed": len(need),
+            "skipped_checkpoints": sum(not m for m in missing.values())}
+
+
+def _compute(job: FeatureJob, db: Any, records: list[Any], row_idx: list[int], checkpoints: list[int], where: str,
+             progress: bool) -> None:
+    """Vectors of ``records`` (at pool rows ``row_idx``) at each checkpoint, written to the job's table in one
+    commit per checkpoint (so a row present is a row finished)."""
+    set_threads(job.model.num_threads)
     n_tokens: list[int] = [0] * len(records)
     if job.representation != "embedding":
         tok = load_tokenizer(job.model_path, trust_remote_code=job.model.trust_remote_code)
         encoded = [encode(tok, r, job.model.max_length) for r in records]
         n_tokens = [len(e.input_ids) for e in encoded]
-    for ck in todo:
+    for ck in checkpoints:
         try:
             if job.representation == "embedding":
                 vecs, norms = embedding_features(job.embedder, records, batch_size=job.features.batch_size,
@@ -116,16 +145,13 @@ def featurize_range(job: FeatureJob, start: int, end: int, *, progress: bool = T
                         betas=checkpoint.betas, eps=checkpoint.eps,
                         eps_inside=job.features.adam_eps_placement == "less_code",
                         progress=progress, autocast_bf16=job.features.autocast_bf16)
-            feature_tables.write_features(db, job.feature_table, records=records, row_idx=list(range(start, end)),
-                                 checkpoint=ck, vectors=vecs, norms=norms, n_tokens=n_tokens)
-            shard_markers.mark_done(db, job.feature_table, ck, start, end, end - start)
+            feature_tables.write_features(db, job.feature_table, records=records, row_idx=row_idx,
+                                          checkpoint=ck, vectors=vecs, norms=norms, n_tokens=n_tokens)
         except WinnowError:
             raise
         except Exception as e:  # name the shard: Prefect shows this message on the failed task run
-            raise ShardError(f"shard {job.feature_table}[{start}:{end}] ({job.representation}, checkpoint {ck}) "
+            raise ShardError(f"shard {job.feature_table}{where} ({job.representation}, checkpoint {ck}) "
                              f"failed: {type(e).__name__}: {e}") from e
-    return {"rows": end - start, "computed": len(todo),
-            "skipped_checkpoints": len(job.checkpoint_indices) - len(todo)}
 
 
 def representation_dim(job: FeatureJob) -> int:

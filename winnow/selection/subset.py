@@ -10,29 +10,46 @@ import numpy as np
 from winnow.data.loaders import write_jsonl
 from winnow.hashing import text_digest
 from winnow.selection import resolve_budget
+from winnow.selection.cascade import full_ordering, read_cascade
 from winnow.selection.decontaminate import Guard, guarded_prefix
 from winnow.selection.distance import subset_distances
+from winnow.selection.ordering import Ordering
 from winnow.selection.targeted import canonical_selector, order_pool, save_ordering
 from winnow.store import lance, record_tables
 
 
 def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector: str, budget: int | float, seed: int,
                   out_dir: str | Path, name: str, records_table: str | None = None,
-                  weights: list[float] | None = None, guard: Guard | None = None) -> dict[str, Any]:
+                  weights: list[float] | None = None, guard: Guard | None = None, cascade: str = "") -> dict[str, Any]:
     """Writes ``<name>.jsonl`` (the subset) and ``<name>_ordering.parquet`` (the full ranking) to ``out_dir``.
 
     Returns sizes, examples per source (subset and pool), its distance to the query set and a content digest (cache key for
     the fine-tune), never the vectors. ``records_table`` defaults to the one the pool features were made from.
     With a ``guard``, the subset is the first ``k`` of the ordering that copy no test item (the others are
-    listed in ``<name>_contaminated.jsonl`` and the result's ``decontamination``)."""
+    listed in ``<name>_contaminated.jsonl`` and the result's ``decontamination``).
+
+    With a ``cascade`` (a prefilter cascade's table, ``winnow.selection.cascade``) the selector orders its
+    candidates only; the budget is a share of the whole pool, and the saved ordering is the full one."""
     selector = canonical_selector(selector)
     db = lance.connect(store_uri)
     records_table = records_table or lance.provenance_of(db, pool_table)["records"]
-    ordering, pool, S = order_pool(store_uri, query_table, pool_table, selector=selector, seed=seed, weights=weights)
-    k = resolve_budget(budget, len(pool.ids)) if selector != "all" else len(pool.ids)
+    cand_rows, prefilter_rows = read_cascade(store_uri, cascade) if cascade else (None, None)
+    ordering, pool, S = order_pool(store_uri, query_table, pool_table, selector=selector, seed=seed, weights=weights,
+                                   rows=cand_rows)
+    n_pool = len(prefilter_rows) if cascade else len(pool.ids)
+    k = resolve_budget(budget, n_pool) if selector != "all" else len(pool.ids)
     out = Path(out_dir)
-    save_ordering(out / f"{name}_ordering.parquet", ordering, pool,
-                  {"query_table": query_table, "pool_table": pool_table, "weights": weights, "seed": seed})
+    provenance = {"query_table": query_table, "pool_table": pool_table, "weights": weights, "seed": seed,
+                  "cascade": cascade or None}
+    if cascade:
+        full = record_tables.row_index(db, records_table)
+        save_ordering(out / f"{name}_ordering.parquet",
+                      full_ordering(ordering, np.searchsorted(full.row_idx, pool.row_idx),
+                                    Ordering(np.searchsorted(full.row_idx, prefilter_rows), np.zeros(n_pool),
+                                             "prefilter"), {"table": cascade, "candidates": len(pool.ids)}),
+                      full, provenance)
+    else:
+        save_ordering(out / f"{name}_ordering.parquet", ordering, pool, provenance)
     if guard is None:
         chosen_idx = ordering.prefix(k)
         records = record_tables.records_at(db, records_table, pool.row_idx[chosen_idx])
@@ -46,9 +63,11 @@ def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector
         k, top = len(chosen_idx), ordering.scores[[position[int(i)] for i in chosen_idx]]
     chosen = [pool.ids[i] for i in chosen_idx]
     write_jsonl(out / f"{name}.jsonl", [r.to_json() for r in records])
-    return {"name": name, "selector": selector, "budget": k, "pool_size": len(pool.ids), "decontamination": decontamination,
+    return {"name": name, "selector": selector, "budget": k, "pool_size": n_pool, "decontamination": decontamination,
+            "candidates": len(pool.ids) if cascade else None,
             "path": str(out / f"{name}.jsonl"), "digest": text_digest(chosen),
-            "sources": dict(Counter(r.source for r in records)), "pool_sources": dict(Counter(pool.sources)),
+            "sources": dict(Counter(r.source for r in records)),
+            "pool_sources": dict(Counter(full.sources if cascade else pool.sources)),
             "distances": subset_distances(S, chosen_idx), "top_scores": [float(s) for s in top]}
 
 

@@ -31,15 +31,17 @@ def canonical_selector(name: str) -> str:
 
 
 def order_pool(store_uri: str, query_table: str, pool_table: str, *, selector: str, seed: int,
-               weights: list[float] | None = None) -> tuple[Ordering, FeatureIndex, np.ndarray]:
-    """Ordering of the pool, the pool's features and the (M, N) similarity behind it.
+               weights: list[float] | None = None, rows: np.ndarray | None = None
+               ) -> tuple[Ordering, FeatureIndex, np.ndarray]:
+    """Ordering of the pool, the pool's features and the (M, N) similarity behind it. ``rows`` limits the pool
+    to those rows (a prefilter cascade's candidates; the ordering then indexes them).
 
     Checkpoint weights default to the ones stored with the pool features (LESS: epoch-average LR). Memory: the
     pool is streamed (``streamed_similarity``), so the peak is the row index (ids, sources, tasks), the (M, N)
     float32 similarity and one batch of vectors — measured by bench/streaming.py at 10⁶ rows, 2 checkpoints,
     d = 256, M = 32: 1.6 GB against 7.5 GB for reading every feature; it does not grow with d."""
     db = lance.connect(store_uri)
-    query, pool = feature_tables.read_features(db, query_table), feature_tables.feature_index(db, pool_table)
+    query, pool = feature_tables.read_features(db, query_table), feature_tables.feature_index(db, pool_table, rows)
     if weights is None:
         C = len(pool.checkpoints)
         weights = lance.provenance_of(db, pool_table).get("checkpoint_weights") or [1.0 / C] * C
@@ -62,7 +64,8 @@ def order_pool(store_uri: str, query_table: str, pool_table: str, *, selector: s
 
 def streamed_similarity(db: Any, pool_table: str, pool: FeatureIndex, query: np.ndarray, weights: np.ndarray,
                         batch_rows: int = 65536) -> np.ndarray:
-    """S (M, N) = Σ_c w_c Q_c P_cᵀ with pool batches streamed from the store in any order (placed by row)."""
+    """S (M, N) = Σ_c w_c Q_c P_cᵀ with pool batches streamed from the store in any order (placed by row); rows
+    of the table that ``pool`` does not index (outside a cascade's candidates) are skipped."""
     position = np.full(int(pool.row_idx.max()) + 1 if len(pool.row_idx) else 0, -1, dtype=np.int64)
     position[pool.row_idx] = np.arange(len(pool.row_idx))
     ck_slot = {c: i for i, c in enumerate(pool.checkpoints)}
@@ -70,10 +73,13 @@ def streamed_similarity(db: Any, pool_table: str, pool: FeatureIndex, query: np.
         raise ValueError(f"query features have {query.shape[0]} checkpoints, pool features {len(ck_slot)}")
     S = np.zeros((query.shape[1], len(pool.ids)), dtype=np.float32)
     for rows, cks, vec in feature_tables.iter_feature_batches(db, pool_table, batch_rows):
+        at = np.full(len(rows), -1, dtype=np.int64)
+        inside = rows < len(position)
+        at[inside] = position[rows[inside]]
         for c in np.unique(cks):
-            sel = cks == c
+            sel = (cks == c) & (at >= 0)
             slot = ck_slot[int(c)]
-            S[:, position[rows[sel]]] += weights[slot] * (query[slot] @ vec[sel].T)
+            S[:, at[sel]] += weights[slot] * (query[slot] @ vec[sel].T)
     return S
 
 

@@ -98,19 +98,40 @@ class FeatureIndex:
     checkpoints: list[int]
 
 
-def feature_index(db: Any, name: str) -> FeatureIndex:
-    """Ids, rows, sources and tasks (vectors are not read), checked to be complete for every checkpoint."""
+def feature_index(db: Any, name: str, rows: np.ndarray | None = None) -> FeatureIndex:
+    """Ids, rows, sources and tasks (vectors are not read), checked to be complete for every checkpoint.
+
+    ``rows`` limits the index to those rows, every one of which must have features: a prefilter cascade's
+    candidates, out of a table that may hold more (other cascades' candidates, or a full featurisation)."""
     t = lance.open_table(db, name).to_lance().to_table(columns=["id", "row_idx", "checkpoint", "source", "task"])
+    if rows is not None:
+        t = t.filter(pa.compute.is_in(t.column("row_idx"), value_set=pa.array(np.asarray(rows, dtype=np.int64))))
     t = t.sort_by([("checkpoint", "ascending"), ("row_idx", "ascending")])
     cks = sorted(set(t.column("checkpoint").to_pylist()))
+    if not cks:
+        raise StaleArtifactError(f"table {name!r} has no features" + (" for the asked rows" if rows is not None else ""))
     first = t.filter(pa.compute.equal(t.column("checkpoint"), pa.scalar(cks[0], pa.int32())))
     for c in cks[1:]:
         other = t.filter(pa.compute.equal(t.column("checkpoint"), pa.scalar(c, pa.int32())))
         if other.column("row_idx").to_pylist() != first.column("row_idx").to_pylist():
             raise StaleArtifactError(f"table {name!r}: checkpoint {c} covers {other.num_rows} rows, checkpoint "
                                      f"{cks[0]} {first.num_rows}; featurisation is unfinished")
+    if rows is not None and first.num_rows != len(np.unique(rows)):
+        missing = np.setdiff1d(rows, first.column("row_idx").to_numpy())
+        raise StaleArtifactError(f"table {name!r}: {len(missing)} of the asked rows have no features (e.g. row "
+                                 f"{missing[0]}); the cascade's featurisation is unfinished")
     return FeatureIndex(first.column("id").to_pylist(), first.column("row_idx").to_numpy(),
                         first.column("source").to_pylist(), first.column("task").to_pylist(), cks)
+
+
+def rows_with_features(db: Any, name: str, checkpoint: int, rows: list[int]) -> set[int]:
+    """Which of ``rows`` already have a vector at ``checkpoint`` (a shard writes each checkpoint's rows in one
+    commit, so a row present is a row finished)."""
+    if not rows:
+        return set()
+    t = lance.open_table(db, name).to_lance().to_table(
+        columns=["row_idx"], filter=f"checkpoint = {int(checkpoint)} AND row_idx IN ({','.join(map(str, rows))})")
+    return set(t.column("row_idx").to_pylist())
 
 
 def iter_feature_batches(db: Any, name: str, batch_rows: int = 65536) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:

@@ -9,6 +9,7 @@ import pyarrow as pa
 
 from winnow.data.records import Record
 from winnow.store import lance
+from winnow.store.feature_tables import FeatureIndex
 from winnow.errors import StaleArtifactError
 
 
@@ -79,3 +80,11 @@ def records_at(db: Any, name: str, row_idx: list[int] | np.ndarray) -> list[Reco
         raise StaleArtifactError(f"table {name!r} has no row {missing[0]} (of {len(missing)} asked); the features "
                                  "were made from another table")
     return [by_row[r] for r in rows]
+
+
+def row_index(db: Any, name: str) -> FeatureIndex:
+    """Ids, rows, sources and tasks of every record (the messages are not read), in row order: the whole pool
+    as selection indexes it, for an ordering that also ranks rows without features (a cascade's non-candidates)."""
+    t = lance.open_table(db, name).to_lance().to_table(columns=["id", "row_idx", "source", "task"]).sort_by("row_idx")
+    return FeatureIndex(t.column("id").to_pylist(), t.column("row_idx").to_numpy(), t.column("source").to_pylist(),
+                        t.column("task").to_pylist(), [])

@@ -45,6 +45,24 @@ def save_optimizer_state(opt: torch.optim.Optimizer, names: dict[torch.nn.Parame
     save_file(tensors, str(path), metadata=steps)
 
 
+def epoch_batches(lengths: list[int], batch_size: int, rng: random.Random, *, grouped: bool = True,
+                  group: int = 16) -> list[list[int]]:
+    """One epoch's batches (positions). Random batches pad every example to the longest of its batch; grouped
+    ones (HF Trainer's ``group_by_length``) shuffle, cut mega-batches of ``group`` batches, sort each by length,
+    split it and shuffle the batches: as random in which examples meet an epoch's early steps, with far less
+    padding (the demo pool: 50 % of the tokens padding at batch 4 → 5 %)."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    if not grouped:
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    batches = []
+    for s in range(0, len(order), batch_size * group):
+        chunk = sorted(order[s:s + batch_size * group], key=lambda i: -lengths[i])
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
 def train_lora(model: torch.nn.Module, examples: list[Encoded], *, pad_id: int, train: TrainSettings,
                lora: LoraSettings, out_dir: str | Path, save_checkpoints: bool = True,
                on_step: Callable[[int, int], None] | None = None, progress: bool = True,
@@ -73,10 +91,9 @@ def train_lora(model: torch.nn.Module, examples: list[Encoded], *, pad_id: int, 
     step, t0, stopped = 0, time.time(), 0
     bar = tqdm(total=total, desc="LoRA training", unit="step", disable=not progress)
     model.train()
+    lengths = [len(e.input_ids) for e in examples]
     for epoch in range(1, train.epochs + 1):
-        order = list(range(len(examples)))
-        rng.shuffle(order)
-        batches = [order[i:i + train.batch_size] for i in range(0, len(order), train.batch_size)]
+        batches = epoch_batches(lengths, train.batch_size, rng, grouped=train.group_by_length)
         for s in range(0, len(batches), train.grad_accum):
             group = batches[s:s + train.grad_accum]
             n_group = sum(len(b) for b in group)
