@@ -30,12 +30,19 @@ def main() -> None:
     ap.add_argument("--tail", type=float, default=0.1)
     ap.add_argument("--prefilter", default="hidden", choices=["hidden", "embedding"])
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench" / "cascade-work"))
+    ap.add_argument("--reuse-full", action="store_true", help="take the full run from --work when it is there "
+                                                               "(another prefilter or factor against the same run)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "cascade.json"))
     args = ap.parse_args()
     Path(args.work).mkdir(parents=True, exist_ok=True)
     metric_of = lambda r, arm: r["metrics"]["results"][arm][r["metrics"]["results"][arm]["metric"]]  # noqa: E731
 
-    full = curate(args, "full", str(Path(args.work) / "store-full"), [])
+    done = Path(args.work) / "full" / "metrics.json"
+    if args.reuse_full and done.is_file():
+        full = {"metrics": json.loads(done.read_text()), "ids": [json.loads(line)["id"] for line in (
+            Path(args.work) / "full" / "selected.jsonl").read_text().splitlines()]}
+    else:
+        full = curate(args, "full", str(Path(args.work) / "store-full"), [])
     f_feat = full["metrics"]["timings"]["actual"]["features"] - full["metrics"]["timings"]["actual"]["warmup"]
     res: dict = {"settings": vars(args), "full": {
         "featurisation_seconds": round(f_feat, 1), "timings": full["metrics"]["timings"]["actual"],
