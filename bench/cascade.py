@@ -51,7 +51,7 @@ def main() -> None:
         "cascades": [], "ratios": {}}
     k = len(full["ids"])
     for c in args.factors:
-        tag = f"c{c:g}"
+        tag = f"{args.prefilter}-c{c:g}"
         run = curate(args, f"cascade-{tag}", str(Path(args.work) / f"store-{tag}"),
                      ["--set", f"selection.prefilter.representation={args.prefilter}",
                       "--set", f"selection.prefilter.factor={c}", "--set", f"selection.prefilter.tail={args.tail}"])
@@ -62,8 +62,8 @@ def main() -> None:
                                 "featurisation_seconds": round(feat, 1), "cost_vs_full": round(feat / f_feat, 3),
                                 "overlap_with_full": round(overlap, 3), "selected_metric": metric_of(run, "selected"),
                                 "random_metric": metric_of(run, "random"), "timings": t})
-        res["ratios"][f"cascade_overlap_{tag}"] = round(overlap, 3)
-        res["ratios"][f"cascade_cost_{tag}"] = round(feat / f_feat, 3)
+        res["ratios"][f"cascade_overlap_{tag.replace('-', '_')}"] = round(overlap, 3)
+        res["ratios"][f"cascade_cost_{tag.replace('-', '_')}"] = round(feat / f_feat, 3)
         print(json.dumps(res["cascades"][-1]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))

@@ -1,11 +1,13 @@
 """One `winnow curate` run as a user runs it, for benchmarks that compare runs (bench/cascade.py, bench/bf16.py):
 the console script in a subprocess, its own feature store, one WINNOW_HOME shared by a benchmark's runs (so the
-fine-tunes of identical subsets are reused), its metrics.json and selected ids back."""
+fine-tunes of identical subsets are reused), its metrics.json and selected ids back. The run's feature store and
+output folder are emptied first: a store left by an earlier run would hand it finished rows and hide their cost."""
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 def curate(args: argparse.Namespace, name: str, store: str, extra: list[str]) -> dict:
     """One `winnow curate` in a subprocess; its metrics.json, plus the wall time of the whole command."""
     out = Path(args.work) / name
+    for stale in (out, Path(store)):
+        shutil.rmtree(stale, ignore_errors=True)
     env = {**os.environ, "WINNOW_HOME": str(Path(args.work) / "home"), "WINNOW_LANCEDB_URI": store}
     cmd = [str(ROOT / ".venv" / "bin" / "winnow"), "curate", "--config", args.config, "--pool", args.pool, "--query",
            args.query, "--test", args.test, "--out", str(out), "--budget", args.budget, *extra]
