@@ -62,8 +62,8 @@ def main() -> None:
                                 "featurisation_seconds": round(feat, 1), "cost_vs_full": round(feat / f_feat, 3),
                                 "overlap_with_full": round(overlap, 3), "selected_metric": metric_of(run, "selected"),
                                 "random_metric": metric_of(run, "random"), "timings": t})
-        res["ratios"][f"cascade_overlap_{tag.replace('-', '_')}"] = round(overlap, 3)
-        res["ratios"][f"cascade_cost_{tag.replace('-', '_')}"] = round(feat / f_feat, 3)
+        res["ratios"][f"cascade_overlap_{args.prefilter}_c{c:g}"] = round(overlap, 3)
+        res["ratios"][f"cascade_cost_{args.prefilter}_c{c:g}"] = round(feat / f_feat, 3)
         print(json.dumps(res["cascades"][-1]), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(res, indent=1))

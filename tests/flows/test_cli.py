@@ -559,7 +559,7 @@ def test_server_and_serve_start_answer_and_stop(tmp_path) -> None:
         _wait_for("winnow server", lambda: httpx.get(f"{api}/health", timeout=2).status_code == 200, server, server_log)
         serve = subprocess.Popen([WINNOW, "serve", "--deployments", str(served)], cwd=ROOT, preexec_fn=_ctrl_c_default, env={**env, "PREFECT_API_URL": api},
                                  stdout=serve_log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-        names = {d["name"] for d in yaml.safe_load((ROOT / "infra" / "prefect.yaml").read_text())["deployments"]}
+        names = {d["name"] for d in declared["deployments"]}
         _wait_for("deployments registered", lambda: names <= {
             d["name"] for d in httpx.post(f"{api}/deployments/filter", json={}, timeout=5).json()}, serve, serve_log)
         # Ctrl-C only once the runner polls (the server marks polled deployments READY): one that lands while
