@@ -512,10 +512,13 @@ def demo_data(
     target: Annotated[Optional[str], typer.Option(
         help="the held-out target eval, a registry file (default theory_of_mind/tomi/test.jsonl); taken out of "
              "the pool")] = None,
+    add: Annotated[Optional[list[str]], typer.Option(
+        help="another registry eval file for the pool, beside the 29 (repeatable), e.g. a sibling of the target "
+             "that a selector should find")] = None,
     seed: int = 0,
 ) -> None:
     """Build the demo pool (29 OpenAI Evals tasks) and a held-out target (ToMi) from the evals wheel."""
-    from winnow.data.evals_registry import DEFAULT_TARGET, build_demo_data
+    from winnow.data.evals_registry import DEFAULT_POOL, DEFAULT_TARGET, build_demo_data
 
     from winnow.errors import DataFormatError
 
@@ -525,7 +528,8 @@ def demo_data(
             raise DataFormatError(".cache/wheels", "no evals wheel: run `pip download --no-deps "
                                   "evals==3.0.1.post1 -d .cache/wheels` or pass --wheel")
         wheel = found[-1]
-    summary = build_demo_data(wheel, out, target=target or DEFAULT_TARGET, per_source=per_source, seed=seed)
+    summary = build_demo_data(wheel, out, target=target or DEFAULT_TARGET, per_source=per_source, seed=seed,
+                              pool=DEFAULT_POOL + tuple(a for a in add or () if a not in DEFAULT_POOL))
     typer.echo(json.dumps({k: summary[k] for k in ("target", "pool", "query", "test")}))
 
 

@@ -55,7 +55,10 @@ def nice_features_task(store_uri: str, model_path: str, checkpoints: list[Checkp
             "checkpoint_weights": [round(c.weight, 8) for c in checkpoints], "projector": features.projector,
             "proj_dim": features.proj_dim, "sjlt_nnz": features.sjlt_nnz, "proj_seed": features.seed,
             "max_length": model.max_length, "code": code_version(*step_code("nice"))}
+    # Always fp16: a query without a direction at some checkpoint stores a zero row there, which sign bits
+    # (features.codes=bit) cannot represent; the table holds one row per query, so its size does not matter.
+    prov["codes"] = "fp16"
     table = f"nice__{digest(prov)}"
-    feature_tables.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov, codes=features.codes)
+    feature_tables.create_feature_table(lance.connect(store_uri), table, features.proj_dim, prov, codes="fp16")
     return nice_features(store_uri, table, model_path, checkpoints, load_queries(query_spec, nice.metric), samples,
                          rewards, features=features, model=model, nice=nice)

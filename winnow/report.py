@@ -99,7 +99,8 @@ def render_report(*, name: str, data: dict[str, Any], warmup: dict[str, Any], fe
     if "nice" in selection:
         n = selection["nice"]
         parts.insert(2, "## NICE rewards per query\n" + f"{n['usable']} of {len(n['queries'])} queries have a "
-                     "direction (rows 'stored: False' had none and were left out); "
+                     "direction at some checkpoint (rows 'stored: False' had none and were left out; a checkpoint "
+                     "named in 'reason' had no direction and adds nothing to that query's score); "
                      f"{n.get('truncated_share', 0):.0%} of the samples were cut at nice.max_new_tokens." +
                      ("".join(f" Judge {k}: {v}." for k, v in n["reward_counters"].items())
                       if n.get("reward_counters") else "") + "\n\n" + markdown_table(n["queries"]))

@@ -499,6 +499,15 @@ def test_demo_data_from_the_evals_wheel(tmp_path) -> None:
     bad = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(other), "--target", "nope/x.jsonl",
                  home=tmp_path / "h", expect=2)
     assert "--target: no eval file 'nope/x.jsonl'" in bad.stderr and "Traceback" not in bad.stderr
+    # A sibling of the target added to the pool (NICE's demo: largest_country held out, compare-countries-area in).
+    sib = tmp_path / "countries"
+    proc = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(sib), "--per-source", "2", "--target",
+                  "largest_country/samples.jsonl", "--add", "compare-countries-area/samples.jsonl", home=tmp_path / "h")
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["pool"] == 58  # 28 default evals (target out) + 1
+    assert '"source": "compare-countries-area"' in (sib / "pool.jsonl").read_text()
+    bad = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(sib), "--add", "nope/y.jsonl",
+                 home=tmp_path / "h", expect=2)
+    assert "--add: no eval file 'nope/y.jsonl'" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_prepare_model_converts_the_default_once(tmp_path) -> None:

@@ -95,7 +95,10 @@ def build_demo_data(wheel: str | Path, out_dir: str | Path, *, target: str = DEF
     with zf:
         pool_rows: list[dict[str, Any]] = []
         for member in pool:
-            rows, skipped = read_eval(zf, member)
+            try:
+                rows, skipped = read_eval(zf, member)
+            except KeyError:
+                raise ConfigError(f"--add: no eval file {member!r} in {wheel}") from None
             picked = rng.sample(rows, min(per_source, len(rows)))
             pool_rows += picked
             summary["sources"][eval_name(member)] = len(picked)

@@ -69,10 +69,19 @@ def as_sample_records(rec: Record, responses: list[str]) -> list[Record]:
             for m, y in enumerate(responses)]
 
 
+def _reason(per_checkpoint: list[Any]) -> str:
+    """Why a query has no direction, or at which checkpoints it has none (those add nothing to its score)."""
+    missing = [c for c, d in enumerate(per_checkpoint) if d.vector is None]
+    if len(missing) == len(per_checkpoint):
+        return per_checkpoint[0].reason
+    return f"no direction at checkpoint {', '.join(str(c + 1) for c in missing)}" if missing else ""
+
+
 def nice_features(store_uri: str, table: str, model_path: str, checkpoints: list[Checkpoint],
                   records: list[Record], samples: list[list[list[dict[str, Any]]]], rewards: list[list[list[float]]], *,
                   features: FeatureSettings, model: ModelSettings, nice: NiceSettings) -> dict[str, Any]:
-    """Write each usable query's direction at every checkpoint; return per-query reward statistics.
+    """Write each usable query's direction at every checkpoint (a zero row where it has none); return per-query
+    reward statistics.
 
     On-policy, as the reference: ``samples[c]`` / ``rewards[c]`` were drawn from checkpoint ``c`` itself, and
     only feed the policy gradient taken at that checkpoint."""
@@ -91,20 +100,27 @@ def nice_features(store_uri: str, table: str, model_path: str, checkpoints: list
         per_ck.append(policy_gradient_directions(net, lora_modules(net), projector, enc, ck_rewards,
                                                  pad_id=tok.pad_token_id, baseline=nice.baseline,
                                                  batch_size=features.batch_size or 8))
-    usable = [i for i in range(len(records)) if all(d[i].vector is not None for d in per_ck)]
+    # A query is usable when it has a direction at any checkpoint. Where every sample of a checkpoint scored the
+    # baseline, the policy-gradient estimate there *is* zero, so that checkpoint adds nothing to the query's
+    # score (a zero row) instead of discarding the direction the other checkpoints found: on a target the
+    # warm-up model rarely gets right, requiring every checkpoint dropped most of the queries that had any reward.
+    usable = [i for i in range(len(records)) if any(d[i].vector is not None for d in per_ck)]
     db = lance.connect(store_uri)
+    dim = features.proj_dim
     for c, dirs in enumerate(per_ck):
         if usable:
             feature_tables.write_features(db, table, records=[records[i] for i in usable], row_idx=usable, checkpoint=c,
-                                 vectors=np.stack([dirs[i].vector for i in usable]),
-                                 norms=np.array([dirs[i].norm for i in usable]), n_tokens=[0] * len(usable))
+                                 vectors=np.stack([dirs[i].vector if dirs[i].vector is not None
+                                                   else np.zeros(dim, np.float32) for i in usable]),
+                                 norms=np.array([dirs[i].norm if dirs[i].vector is not None else 0.0
+                                                 for i in usable]), n_tokens=[0] * len(usable))
     return {"queries": [{"id": records[i].id,  # reward statistics averaged over the checkpoints' samples
                          "mean_reward": round(float(np.mean([d[i].mean_reward for d in per_ck])), 4),
                          "nonzero_share": round(float(np.mean([d[i].nonzero_share for d in per_ck])), 4),
                          "truncated_share": round(float(np.mean([y["truncated"] for ck in samples
                                                                  for y in ck[i]] or [0.0])), 4),
                          "stored": i in usable,
-                         "reason": next((d[i].reason for d in per_ck if d[i].vector is None), "")}
+                         "reason": _reason([d[i] for d in per_ck])}
                         for i in range(len(records))],
             "usable": len(usable), "table": table,
             "truncated_share": round(float(np.mean([y["truncated"] for ck in samples for ys in ck for y in ys]
