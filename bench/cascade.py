@@ -26,7 +26,8 @@ def main() -> None:
     ap.add_argument("--test", default="data/bench-cascade/test.jsonl")
     ap.add_argument("--config", default="configs/demo.yaml")
     ap.add_argument("--budget", default="5%")
-    ap.add_argument("--factors", type=float, nargs="+", default=[2, 5, 10])
+    ap.add_argument("--factors", type=float, nargs="*", default=[2, 5, 10],
+                    help="none: the full run alone (a later --reuse-full adds factors against it)")
     ap.add_argument("--tail", type=float, default=0.1)
     ap.add_argument("--prefilter", default="hidden", choices=["hidden", "embedding"])
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench" / "cascade-work"))
@@ -46,6 +47,7 @@ def main() -> None:
     f_feat = full["metrics"]["timings"]["actual"]["features"] - full["metrics"]["timings"]["actual"]["warmup"]
     res: dict = {"settings": vars(args), "full": {
         "featurisation_seconds": round(f_feat, 1), "timings": full["metrics"]["timings"]["actual"],
+        "predicted": full["metrics"]["timings"].get("predicted", {}),
         "selected_metric": metric_of(full, "selected"), "random_metric": metric_of(full, "random"),
         "metric": full["metrics"]["results"]["selected"]["metric"], "budget": full["metrics"]["budget"]},
         "cascades": [], "ratios": {}}
