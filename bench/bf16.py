@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from curate_runs import ROOT, curate
+from curate_runs import ROOT, curate, finished
 
 
 def cpu_flags() -> list[str]:
@@ -36,10 +36,14 @@ def main() -> None:
     ap.add_argument("--budget", default="5%")
     ap.add_argument("--work", default=str(ROOT / "runs" / "bench" / "bf16-work"))
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench" / "bf16.json"))
+    ap.add_argument("--fp32-from", default="", help="the output folder of a finished fp32 curate of the same pool, "
+                                                    "config and budget (e.g. bench/cascade.py's full run) to compare "
+                                                    "against instead of running it again; the JSON records it")
     args = ap.parse_args()
     Path(args.work).mkdir(parents=True, exist_ok=True)
-    runs = {name: curate(args, name, str(Path(args.work) / f"store-{name}"), extra)
-            for name, extra in (("fp32", []), ("bf16", ["--set", "features.autocast_bf16=true"]))}
+    runs = {"fp32": finished(Path(args.fp32_from)) if args.fp32_from
+            else curate(args, "fp32", str(Path(args.work) / "store-fp32"), []),
+            "bf16": curate(args, "bf16", str(Path(args.work) / "store-bf16"), ["--set", "features.autocast_bf16=true"])}
 
     def featurisation(r: dict) -> float:
         t = r["metrics"]["timings"]["actual"]
@@ -52,7 +56,8 @@ def main() -> None:
            "cpu": platform.processor() or platform.machine(), "cpu_bf16_flags": cpu_flags(),
            "torch": torch.__version__, "budget": k, "metric": metric,
            **{name: {"featurisation_seconds": round(featurisation(r), 1), "timings": r["metrics"]["timings"]["actual"],
-                     "selected_metric": r["metrics"]["results"]["selected"][metric]} for name, r in runs.items()},
+                     "selected_metric": r["metrics"]["results"]["selected"][metric],
+                     "reused_from": r.get("reused_from")} for name, r in runs.items()},
            "ratios": {"bf16_topk_overlap": round(overlap, 3),
                       "bf16_speedup": round(featurisation(runs["fp32"]) / featurisation(runs["bf16"]), 3)}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)

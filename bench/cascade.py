@@ -15,7 +15,7 @@ import argparse
 import json
 from pathlib import Path
 
-from curate_runs import ROOT, curate
+from curate_runs import ROOT, curate, finished
 
 
 def main() -> None:
@@ -40,14 +40,13 @@ def main() -> None:
 
     done = Path(args.work) / "full" / "metrics.json"
     if args.reuse_full and done.is_file():
-        full = {"metrics": json.loads(done.read_text()), "ids": [json.loads(line)["id"] for line in (
-            Path(args.work) / "full" / "selected.jsonl").read_text().splitlines()]}
+        full = finished(done.parent)
     else:
         full = curate(args, "full", str(Path(args.work) / "store-full"), [])
     f_feat = full["metrics"]["timings"]["actual"]["features"] - full["metrics"]["timings"]["actual"]["warmup"]
     res: dict = {"settings": vars(args), "full": {
         "featurisation_seconds": round(f_feat, 1), "timings": full["metrics"]["timings"]["actual"],
-        "predicted": full["metrics"]["timings"].get("predicted", {}),
+        "predicted": full["metrics"]["timings"].get("predicted", {}), "reused_from": full.get("reused_from"),
         "selected_metric": metric_of(full, "selected"), "random_metric": metric_of(full, "random"),
         "metric": full["metrics"]["results"]["selected"]["metric"], "budget": full["metrics"]["budget"]},
         "cascades": [], "ratios": {}}

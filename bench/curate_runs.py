@@ -28,6 +28,12 @@ def curate(args: argparse.Namespace, name: str, store: str, extra: list[str]) ->
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode:
         sys.exit(f"{name}: winnow curate failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return {**finished(out), "reused_from": None, "command_seconds": round(time.perf_counter() - t0, 1)}
+
+
+def finished(out: Path) -> dict:
+    """A finished run's metrics.json and selected ids, read back from its output folder (a benchmark that reuses
+    an earlier run says so in its JSON: that run did not share this invocation's load)."""
     metrics = json.loads((out / "metrics.json").read_text())
     ids = [json.loads(line)["id"] for line in (out / "selected.jsonl").read_text().splitlines()]
-    return {"metrics": metrics, "ids": ids, "command_seconds": round(time.perf_counter() - t0, 1)}
+    return {"metrics": metrics, "ids": ids, "reused_from": str(out)}
