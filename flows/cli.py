@@ -104,7 +104,7 @@ def curate(
     budget: Annotated[Optional[str], typer.Option(help="'5%', '0.05' (share) or '200' (examples)")] = None,
     model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id (default: SmolLM2-135M)")] = None,
     target_metric: Annotated[Optional[str], typer.Option(help="select (NICE) and evaluate for a metric: exact_match, "
-                                                              "numeric_match, token_f1, code, reward-model, judge, "
+                                                              "numeric_match, token_f1, includes, fuzzy_match, code, reward-model, judge, "
                                                               "module:fn")] = None,
     rewarm: Annotated[bool, typer.Option("--rewarm", help="start a new feature space (a new warm-up) instead of "
                                                           "keeping the pool's; every row is featurised again")] = False,
@@ -515,6 +515,9 @@ def demo_data(
     add: Annotated[Optional[list[str]], typer.Option(
         help="another registry eval file for the pool, beside the 29 (repeatable), e.g. a sibling of the target "
              "that a selector should find")] = None,
+    target_in_pool: Annotated[int, typer.Option(
+        help="put this many other items of the target eval (never a query or test item) into the pool: "
+             "in-domain data a selector should find")] = 0,
     seed: int = 0,
 ) -> None:
     """Build the demo pool (29 OpenAI Evals tasks) and a held-out target (ToMi) from the evals wheel."""
@@ -529,7 +532,8 @@ def demo_data(
                                   "evals==3.0.1.post1 -d .cache/wheels` or pass --wheel")
         wheel = found[-1]
     summary = build_demo_data(wheel, out, target=target or DEFAULT_TARGET, per_source=per_source, seed=seed,
-                              pool=DEFAULT_POOL + tuple(a for a in add or () if a not in DEFAULT_POOL))
+                              pool=DEFAULT_POOL + tuple(a for a in add or () if a not in DEFAULT_POOL),
+                              target_in_pool=target_in_pool)
     typer.echo(json.dumps({k: summary[k] for k in ("target", "pool", "query", "test")}))
 
 

@@ -212,7 +212,8 @@ class EvalSettings(_Frozen):
     """How the test split is scored: the target's metric (see winnow.evaluation.evaluate) and response loss."""
 
     metric: str = Field("exact_match", pattern=METRIC_PATTERN, description=(
-        "exact_match, numeric_match, token_f1 (SQuAD/TydiQA), mc_accuracy (log-likelihood over each record's "
+        "exact_match, numeric_match, token_f1 (SQuAD/TydiQA), includes / fuzzy_match (OpenAI Evals' graders), "
+        "mc_accuracy (log-likelihood over each record's "
         "'choices'), pass@k (code: k of eval.samples pass the record's 'tests'), code, reward-model, judge, "
         "or module:function"))
     max_new_tokens: int = Field(16, ge=1)

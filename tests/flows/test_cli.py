@@ -508,6 +508,22 @@ def test_demo_data_from_the_evals_wheel(tmp_path) -> None:
     bad = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(sib), "--add", "nope/y.jsonl",
                  home=tmp_path / "h", expect=2)
     assert "--add: no eval file 'nope/y.jsonl'" in bad.stderr and "Traceback" not in bad.stderr
+    # Other items of the target in the pool (in-domain data): never a query or test item, same held-out splits.
+    plain, inp = tmp_path / "word", tmp_path / "word-in"
+    for folder, extra in ((plain, ()), (inp, ("--target-in-pool", "5"))):
+        proc = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(folder), "--per-source", "2", "--target",
+                      "last_word_nth/samples.jsonl", *extra, home=tmp_path / "h")
+    assert json.loads(proc.stdout.strip().splitlines()[-1])["pool"] == 29 * 2 + 5
+    for split in ("query.jsonl", "test.jsonl"):
+        assert (plain / split).read_text() == (inp / split).read_text()
+    held = {json.dumps(json.loads(line)["messages"]) for split in ("query.jsonl", "test.jsonl")
+            for line in (inp / split).read_text().splitlines()}
+    own = [json.loads(line) for line in (inp / "pool.jsonl").read_text().splitlines()
+           if json.loads(line)["source"] == "last_word_nth"]
+    assert len(own) == 5 and not any(json.dumps(r["messages"]) in held for r in own)
+    bad = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(inp), "--target", "last_word_nth/samples.jsonl",
+                 "--target-in-pool", "500", home=tmp_path / "h", expect=2)
+    assert "--target-in-pool asks for 500" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_prepare_model_converts_the_default_once(tmp_path) -> None:

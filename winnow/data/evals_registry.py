@@ -79,11 +79,13 @@ def read_eval(zf: zipfile.ZipFile, member: str) -> tuple[list[dict[str, Any]], i
 
 def build_demo_data(wheel: str | Path, out_dir: str | Path, *, target: str = DEFAULT_TARGET,
                     pool: tuple[str, ...] = DEFAULT_POOL, per_source: int = 10, n_query: int = 16,
-                    n_test: int = 60, seed: int = 0) -> dict[str, Any]:
+                    n_test: int = 60, seed: int = 0, target_in_pool: int = 0) -> dict[str, Any]:
     """Write ``pool.jsonl``, ``query.jsonl`` and ``test.jsonl`` under ``out_dir``; returns a summary.
 
-    ``target`` is any eval file of the registry (``which_is_heavier/which_is_heavier.jsonl``); it is always held
-    out of the pool, so a target taken from the default pool leaves 27 pool evals."""
+    ``target`` is any eval file of the registry (``which_is_heavier/which_is_heavier.jsonl``); its query and test
+    items are always held out of the pool, so a target taken from the default pool leaves 28 pool evals.
+    ``target_in_pool`` puts that many *other* items of the target eval into the pool: the in-domain data a team's
+    pool often holds, which a selector should find (random finds its share of them)."""
     pool = tuple(p for p in pool if p != target)
     out_dir = Path(out_dir)
     rng = random.Random(seed)
@@ -110,6 +112,18 @@ def build_demo_data(wheel: str | Path, out_dir: str | Path, *, target: str = DEF
     if len(target_rows) < n_query + n_test:
         raise DataFormatError(str(wheel), f"target {target} has {len(target_rows)} usable samples, need {n_query + n_test}")
     held = rng.sample(target_rows, n_query + n_test)
+    if target_in_pool > 0:  # drawn after the held-out items, so those stay the same with or without this option
+        seen = {json.dumps(r["messages"]) for r in held}  # an eval may repeat an item: no copy of a held one
+        rest = []
+        for r in target_rows:
+            if (key := json.dumps(r["messages"])) not in seen:
+                seen.add(key)
+                rest.append(r)
+        if len(rest) < target_in_pool:
+            raise DataFormatError(str(wheel), f"target {target} has {len(rest)} items beyond the query and test "
+                                              f"splits, --target-in-pool asks for {target_in_pool}")
+        pool_rows += rng.sample(rest, target_in_pool)
+        summary["sources"][eval_name(target)] = target_in_pool
     rng.shuffle(pool_rows)
     write_jsonl(out_dir / "pool.jsonl", pool_rows)
     write_jsonl(out_dir / "query.jsonl", held[:n_query])

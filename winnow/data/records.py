@@ -19,7 +19,7 @@ _short = reprlib.Repr()  # keyword arguments arrive in Python 3.12
 _short.maxlevel, _short.maxstring, _short.maxother, _short.maxlist, _short.maxdict = 2, 40, 40, 4, 4
 
 # The metric names ``eval.metric`` and a test record's own ``metric`` may give (winnow.evaluation.evaluate).
-METRIC_PATTERN = r"^(exact_match|numeric_match|token_f1|mc_accuracy|code|reward-model|judge|pass@[1-9][0-9]*|[A-Za-z_][\w.]*:\w+)$"
+METRIC_PATTERN = r"^(exact_match|numeric_match|token_f1|includes|fuzzy_match|mc_accuracy|code|reward-model|judge|pass@[1-9][0-9]*|[A-Za-z_][\w.]*:\w+)$"
 
 
 def describe(value: object) -> str:
@@ -198,7 +198,7 @@ def parse_record(obj: Any, *, default_source: str = "", labelled: bool = True) -
     metric = _text(obj, "metric", required=False) or ""
     if metric and not re.match(METRIC_PATTERN, metric):
         raise RecordError("metric", f"unknown metric {describe(metric)} (one of exact_match, numeric_match, token_f1, "
-                                    "mc_accuracy, pass@k, code, reward-model, judge, module:function)")
+                                    "includes, fuzzy_match, mc_accuracy, pass@k, code, reward-model, judge, module:function)")
     if metric == "mc_accuracy" and choices is None:
         raise RecordError("choices", "metric mc_accuracy needs two or more choices")
     return Record(id=rid, messages=messages, source=source, task=task, tests=tests, choices=choices, metric=metric)

@@ -3,6 +3,8 @@
 - ``exact_match``: normalised strings equal ("Paris." == "paris");
 - ``numeric_match``: the final number (GSM8K's ``####`` marker first, thousands separators, a trailing period);
 - ``token_f1``: SQuAD / TydiQA token F1 (lower case, punctuation and articles removed, bag-of-tokens overlap);
+- ``includes`` / ``fuzzy_match``: OpenAI Evals' ``Includes`` (ignore_case) and ``FuzzyMatch`` graders, which score
+  210 of its evals (the demo's source), so a target taken from there is scored by its own grader;
 - ``pass_at_k``: the unbiased estimator of Chen et al. (2021) from n samples of which c pass.
 """
 from __future__ import annotations
@@ -61,6 +63,24 @@ def token_f1(prediction: str, gold: str) -> float:
         return 0.0
     precision, recall = common / len(p), common / len(g)
     return 2 * precision * recall / (precision + recall)
+
+
+def includes(prediction: str, gold: str) -> bool:
+    """OpenAI Evals' ``Includes`` grader with ``ignore_case``: the gold answer appears anywhere in the response
+    ("The largest is Russia." includes "russia"). It rewards a verbose answer that names the gold among others,
+    as the grader does."""
+    want = gold.strip().lower()
+    return bool(want) and want in prediction.lower()
+
+
+def fuzzy_match(prediction: str, gold: str) -> bool:
+    """OpenAI Evals' ``FuzzyMatch`` grader: after its normalisation (the SQuAD one) either text contains the
+    other; an empty side matches only an empty side. Containment is by characters, as the grader's (so "us"
+    matches "Russia"): a target scored so should be read with its zero-shot and random baselines beside it."""
+    p, g = squad_normalize(prediction), squad_normalize(gold)
+    if not p or not g:
+        return p == g
+    return p in g or g in p
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

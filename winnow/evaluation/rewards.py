@@ -1,6 +1,6 @@
 """Rewards, NICE's targets and the evaluation's generation metrics alike: ``reward(record, response) -> float``.
 
-- ``exact_match`` / ``numeric_match`` / ``token_f1``: against the record's gold response (needs a label);
+- ``exact_match`` / ``numeric_match`` / ``token_f1`` / ``includes`` / ``fuzzy_match``: against the record's gold response (needs a label);
 - ``code``: the response, then the record's ``tests`` (asserts), run in the sandbox: 1 if they pass;
 - ``reward-model``: a local Hugging Face sequence-classification model directory scores prompt + response;
 - ``module:function``: a user function ``fn(prompt, response) -> float`` (label-free: it is never handed the
@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 from winnow.data.records import Record
 from winnow.errors import ConfigError
-from winnow.evaluation.metrics import NUMBER, exact_match, numeric_match, token_f1
+from winnow.evaluation.metrics import NUMBER, exact_match, fuzzy_match, includes, numeric_match, token_f1
 from winnow.evaluation.sandbox import SandboxLimits, run_python
 
 RewardFn = Callable[[Record, str], float]
@@ -44,6 +44,14 @@ def _numeric(record: Record, response: str) -> float:
 
 def _f1(record: Record, response: str) -> float:
     return token_f1(response, record.response)
+
+
+def _includes(record: Record, response: str) -> float:
+    return 1.0 if includes(response, record.response) else 0.0
+
+
+def _fuzzy(record: Record, response: str) -> float:
+    return 1.0 if fuzzy_match(response, record.response) else 0.0
 
 
 def _code(limits: SandboxLimits) -> RewardFn:
@@ -152,7 +160,7 @@ def _judge(cfg: JudgeSettings, counters: dict[str, int]) -> RewardFn:
     return fn
 
 
-LABELLED_METRICS = ("exact_match", "numeric_match", "token_f1")  # compare with the gold response
+LABELLED_METRICS = ("exact_match", "numeric_match", "token_f1", "includes", "fuzzy_match")  # compare with the gold response
 
 
 def needs_label(metric: str) -> bool:
@@ -174,6 +182,10 @@ def make_reward(metric: str, *, limits: SandboxLimits = SandboxLimits(), reward_
         return Reward(metric, _numeric, True)
     if metric == "token_f1":
         return Reward(metric, _f1, True)
+    if metric == "includes":
+        return Reward(metric, _includes, True)
+    if metric == "fuzzy_match":
+        return Reward(metric, _fuzzy, True)
     if metric == "code":
         return Reward(metric, _code(limits), False)
     if metric == "reward-model":
@@ -188,5 +200,5 @@ def make_reward(metric: str, *, limits: SandboxLimits = SandboxLimits(), reward_
     if ":" in metric:
         fn, needs_label = _user_function(metric)
         return Reward(metric, fn, needs_label)
-    raise ConfigError(f"nice.metric: unknown metric {metric!r} (exact_match, numeric_match, token_f1, code, reward-model, "
-                      "judge, or module:function)")
+    raise ConfigError(f"nice.metric: unknown metric {metric!r} (exact_match, numeric_match, token_f1, includes, "
+                      "fuzzy_match, code, reward-model, judge, or module:function)")

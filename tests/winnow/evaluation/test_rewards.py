@@ -37,6 +37,21 @@ def test_numeric_match_reads_the_final_answer_as_graders_do(response: str, gold:
     assert make_reward("numeric_match")(_rec(gold), response) == reward
 
 
+@pytest.mark.parametrize("response, gold, includes, fuzzy", [
+    ("Russia", "Russia", 1.0, 1.0),
+    ("The largest country is Russia.", "russia", 1.0, 1.0),  # verbose: both graders find the gold in it
+    ("russia", "Russia", 1.0, 1.0),                          # Includes with ignore_case, FuzzyMatch normalises
+    ("Canada", "Russia", 0.0, 0.0),
+    ("Russ", "Russia", 0.0, 1.0),     # cut short: only FuzzyMatch's other direction (response within gold) holds
+    ("The", "Russia", 0.0, 0.0),      # an article normalises to nothing, and nothing matches only nothing
+    ("", "Russia", 0.0, 0.0),
+])
+def test_includes_and_fuzzy_match_grade_as_openai_evals(response: str, gold: str, includes: float,
+                                                        fuzzy: float) -> None:
+    assert make_reward("includes")(_rec(gold), response) == includes
+    assert make_reward("fuzzy_match")(_rec(gold), response) == fuzzy
+
+
 def test_user_function_gets_no_label_dependence(monkeypatch) -> None:
     import types, sys
 
@@ -157,6 +172,7 @@ def test_which_metrics_need_a_label() -> None:
     from winnow.evaluation.rewards import needs_label
 
     assert needs_label("exact_match") and needs_label("numeric_match")
+    assert needs_label("includes") and needs_label("fuzzy_match")
     assert not needs_label("code") and not needs_label("reward-model") and not needs_label("judge")
     assert not needs_label("tests.fixtures.rewards:length")  # (prompt, response): label-free
 
