@@ -7,7 +7,7 @@ EVALS   := .cache/wheels/evals-3.0.1.post1-py3-none-any.whl
 DEMO    := data/demo
 # NICE's demo target: an eval the warm-up model answers right sometimes (mean sampled exact match ~0.1-0.7),
 # which the policy gradient needs, with in-domain data in the pool that fine-tuning can learn from.
-NICE    := data/nice-words
+NICE    := data/nice-words30
 
 .PHONY: install demo nice-demo nice-experiment mixture-demo tune-demo tune-grid-demo experiment-demo lint test bench sandbox-tool browser-tool ui serve clean
 
@@ -36,7 +36,7 @@ demo: $(STAMP) $(DEMO)/pool.jsonl
 		--test $(DEMO)/test.jsonl --out runs/demo
 
 $(NICE)/pool.jsonl: $(EVALS) | $(STAMP)
-	$(BIN)/winnow demo-data --wheel $(EVALS) --out $(NICE) --target last_word_nth/samples.jsonl --target-in-pool 20
+	$(BIN)/winnow demo-data --wheel $(EVALS) --out $(NICE) --target last_word_nth/samples.jsonl --target-in-pool 30
 
 nice-demo: $(STAMP) $(NICE)/pool.jsonl
 	$(BIN)/winnow curate --config configs/nice-demo.yaml --pool $(NICE)/pool.jsonl --query $(NICE)/query.jsonl \
