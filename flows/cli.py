@@ -104,8 +104,8 @@ def curate(
     budget: Annotated[Optional[str], typer.Option(help="'5%', '0.05' (share) or '200' (examples)")] = None,
     model: Annotated[Optional[str], typer.Option(help="causal-LM directory or hub id (default: SmolLM2-135M)")] = None,
     target_metric: Annotated[Optional[str], typer.Option(help="select (NICE) and evaluate for a metric: exact_match, "
-                                                              "numeric_match, token_f1, includes, fuzzy_match, code, reward-model, judge, "
-                                                              "module:fn")] = None,
+                                                              "numeric_match, token_f1, includes, fuzzy_match, code, "
+                                                              "reward-model, judge, module:fn")] = None,
     rewarm: Annotated[bool, typer.Option("--rewarm", help="start a new feature space (a new warm-up) instead of "
                                                           "keeping the pool's; every row is featurised again")] = False,
     config: ConfigOpt = None,

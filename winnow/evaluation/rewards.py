@@ -1,6 +1,7 @@
 """Rewards, NICE's targets and the evaluation's generation metrics alike: ``reward(record, response) -> float``.
 
-- ``exact_match`` / ``numeric_match`` / ``token_f1`` / ``includes`` / ``fuzzy_match``: against the record's gold response (needs a label);
+- ``exact_match`` / ``numeric_match`` / ``token_f1`` / ``includes`` / ``fuzzy_match``: against the record's gold
+  response (needs a label);
 - ``code``: the response, then the record's ``tests`` (asserts), run in the sandbox: 1 if they pass;
 - ``reward-model``: a local Hugging Face sequence-classification model directory scores prompt + response;
 - ``module:function``: a user function ``fn(prompt, response) -> float`` (label-free: it is never handed the
@@ -34,24 +35,16 @@ class Reward:
         return float(self.fn(record, response))
 
 
-def _exact(record: Record, response: str) -> float:
-    return 1.0 if exact_match(response, record.response) else 0.0
+# The labelled metrics, each a comparison ``fn(prediction, gold)`` of winnow.evaluation.metrics: one table, so a
+# new grader is one line here and its name, label need and reward all follow from it.
+_AGAINST_GOLD: dict[str, Callable[[str, str], float]] = {
+    "exact_match": exact_match, "numeric_match": numeric_match, "token_f1": token_f1,
+    "includes": includes, "fuzzy_match": fuzzy_match,
+}
 
 
-def _numeric(record: Record, response: str) -> float:
-    return 1.0 if numeric_match(response, record.response) else 0.0
-
-
-def _f1(record: Record, response: str) -> float:
-    return token_f1(response, record.response)
-
-
-def _includes(record: Record, response: str) -> float:
-    return 1.0 if includes(response, record.response) else 0.0
-
-
-def _fuzzy(record: Record, response: str) -> float:
-    return 1.0 if fuzzy_match(response, record.response) else 0.0
+def _against_gold(compare: Callable[[str, str], float]) -> RewardFn:
+    return lambda record, response: float(compare(response, record.response))
 
 
 def _code(limits: SandboxLimits) -> RewardFn:
@@ -160,7 +153,7 @@ def _judge(cfg: JudgeSettings, counters: dict[str, int]) -> RewardFn:
     return fn
 
 
-LABELLED_METRICS = ("exact_match", "numeric_match", "token_f1", "includes", "fuzzy_match")  # compare with the gold response
+LABELLED_METRICS = tuple(_AGAINST_GOLD)  # compare with the gold response
 
 
 def needs_label(metric: str) -> bool:
@@ -176,16 +169,8 @@ def needs_label(metric: str) -> bool:
 def make_reward(metric: str, *, limits: SandboxLimits = SandboxLimits(), reward_model: str = "",
                 judge: JudgeSettings | None = None, device: str = "cpu") -> Reward:
     """Build the reward a ``--target-metric`` names."""
-    if metric == "exact_match":
-        return Reward(metric, _exact, True)
-    if metric == "numeric_match":
-        return Reward(metric, _numeric, True)
-    if metric == "token_f1":
-        return Reward(metric, _f1, True)
-    if metric == "includes":
-        return Reward(metric, _includes, True)
-    if metric == "fuzzy_match":
-        return Reward(metric, _fuzzy, True)
+    if metric in _AGAINST_GOLD:
+        return Reward(metric, _against_gold(_AGAINST_GOLD[metric]), True)
     if metric == "code":
         return Reward(metric, _code(limits), False)
     if metric == "reward-model":
