@@ -62,6 +62,23 @@ def _seed_overrides(env: EnvSettings) -> list[str]:
     return [f"{k}={env.seed}" for k in keys] if env.seed else []
 
 
+def _model_flag(model: Optional[str]) -> list[str]:
+    """``--model`` is the last word on the model; without it the config file's ``model.name`` stands (a named
+    model was once silently replaced by the default here), and WINNOW_MODEL only fills an unnamed one."""
+    if model is None:
+        return []
+    _FLAGS["model.name"] = "--model"
+    return [f"model.name={model}"]
+
+
+def check_models(settings: "WinnowSettings", env: EnvSettings) -> None:
+    """Every model a run names, checked before the server starts or anything is converted."""
+    from winnow.models.loading import check_model_name
+
+    check_model_name(settings.model.name, offline=env.offline)
+    check_model_name(settings.finetune.model, offline=env.offline, key="finetune.model")
+
+
 def _prepare(config: Optional[Path], overrides: list[str], model: Optional[str], log_dir: Optional[Path] = None,
              command: str = "winnow") -> tuple[EnvSettings, "WinnowSettings"]:
     """Environment and validated settings (seeds from WINNOW_SEED first, then --set, then the command's own
@@ -69,8 +86,9 @@ def _prepare(config: Optional[Path], overrides: list[str], model: Optional[str],
     from winnow.settings import load_settings
 
     env = _env(log_dir, command)
-    settings = load_settings(str(config) if config else None,
-                             [*_seed_overrides(env), *overrides, f"model.name={model or env.model}"])
+    settings = load_settings(str(config) if config else None, [*_seed_overrides(env), *overrides, *_model_flag(model)],
+                             defaults={"model": {"name": env.model}})
+    check_models(settings, env)
     start_private_server(env)  # before Prefect is imported (flows.runtime imports it)
     from flows.runtime import preflight
 
@@ -178,10 +196,11 @@ def plan(
     from winnow.settings import load_settings
 
     settings = load_settings(str(config) if config else None,
-                             [*_seed_overrides(env), *(set_ or []), *_budget_overrides(budget),
-                              f"model.name={model or env.model}"])
+                             [*_seed_overrides(env), *(set_ or []), *_budget_overrides(budget), *_model_flag(model)],
+                             defaults={"model": {"name": env.model}})
     from winnow.models.loading import resolve_model_path
 
+    check_models(settings, env)
     cfg = settings.model_copy(update={"model": settings.model.model_copy(update={
         "num_threads": env.threads_per_worker})})  # the probe runs as one worker would
     model_path = resolve_model_path(cfg.model.name, env.model_cache)
@@ -540,9 +559,10 @@ def demo_data(
 @app.command("prepare-model")
 def prepare_model(model: Annotated[Optional[str], typer.Option(help="model setting to resolve")] = None) -> None:
     """Convert the default GGUF model once and cache it (later runs reload it in a fraction of a second)."""
-    from winnow.models.loading import resolve_model_path
+    from winnow.models.loading import check_model_name, resolve_model_path
 
     env = _env(command="prepare-model")
+    check_model_name(model or env.model, offline=env.offline, key="--model")
     typer.echo(resolve_model_path(model or env.model, env.model_cache))
 
 

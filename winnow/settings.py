@@ -397,9 +397,20 @@ def build_settings(base: dict[str, Any] | None = None, overrides: list[str] | No
                            for err in e.errors()]) from None
 
 
-def load_settings(path: str | None, overrides: list[str] | None = None) -> WinnowSettings:
-    """Read a YAML settings file (optional) and apply overrides."""
-    return build_settings(read_yaml_mapping(path, "settings") if path else {}, overrides)
+def load_settings(path: str | None, overrides: list[str] | None = None,
+                  defaults: dict[str, Any] | None = None) -> WinnowSettings:
+    """Settings in one order: built-in defaults < ``defaults`` (the environment's, e.g. ``WINNOW_MODEL``) < the
+    YAML file < ``overrides`` (``--set``, then a command's own flags, appended last by the CLI)."""
+    tree = _merge(defaults or {}, read_yaml_mapping(path, "settings") if path else {})
+    return build_settings(tree, overrides)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """``top`` over ``base``, section by section."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def read_yaml_mapping(path: str, what: str) -> dict[str, Any]:

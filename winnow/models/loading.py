@@ -93,6 +93,26 @@ def resolve_model_path(name: str, cache_dir: Path) -> str:
     return name  # a hub id; loads when the user has internet or a warm HF cache
 
 
+def check_model_name(name: str, *, offline: bool, key: str = "model.name") -> None:
+    """Refuse, in one line and before any server starts or model loads, a model that cannot be opened: a local
+    path that does not exist, or a hub id that offline mode cannot reach (not in the local Hugging Face cache)."""
+    if not name or name == DEFAULT_MODEL:
+        return
+    if os.path.isdir(name):
+        if not os.path.exists(os.path.join(name, "config.json")):
+            raise ConfigError(f"{key}: {name} is a directory without config.json")
+        return
+    if name.startswith((".", "/", "~")) or os.sep in name and not _looks_like_hub_id(name):
+        raise ConfigError(f"{key}: {name} does not exist")
+    if offline:
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
+            raise ConfigError(f"{key}: {name} is a hub id that is not in the local Hugging Face cache, and Winnow "
+                              "runs offline by default; set WINNOW_OFFLINE=false to download it, or pass a local "
+                              "model folder")
+
+
 def model_fingerprint(path: str) -> str:
     """What identifies a model in artifact keys, cheaply: its config and the names and sizes of its weight
     files (a re-converted or re-downloaded model with other weights gets another key); a hub id as is."""
