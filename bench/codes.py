@@ -17,7 +17,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from winnow.selection import select_round_robin, weighted_similarity  # noqa: E402
+from winnow.selection.round_robin import select_round_robin  # noqa: E402
+from winnow.selection.similarity import weighted_similarity  # noqa: E402
 from winnow.store import feature_tables, lance  # noqa: E402
 from winnow.store.codes import decode, encode  # noqa: E402
 

@@ -33,7 +33,8 @@ def child(args: argparse.Namespace) -> None:
     from prefect import flow
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    from flows.recipe import run_feature_shards
+    from flows.steps import run_feature_shards
+    from winnow.results import FeaturePlan
     from winnow.features.shards import FeatureJob, plan_ranges
     from winnow.settings import FeatureSettings, ModelSettings
     from winnow.store import feature_tables
@@ -53,8 +54,8 @@ def child(args: argparse.Namespace) -> None:
                      ModelSettings(max_length=64), "gradients", tuple(read_checkpoints(args.warm)), "adam")
 
     @flow(name="featurise-under-faults", task_runner=ThreadPoolTaskRunner(max_workers=1))
-    def featurise() -> dict:
-        return run_feature_shards([{"job": job, "ranges": plan_ranges(args.rows, 4)}])
+    def featurise() -> tuple[int, int]:
+        return run_feature_shards([FeaturePlan(job, tuple(plan_ranges(args.rows, 4)))])
 
     trace.write(f"start {time.time()}\n")
     featurise()

@@ -185,7 +185,7 @@ def run_phase(args: argparse.Namespace) -> dict:
             out |= {"bf16_min_cosine_vs_fp32": float(cos.min()), "bf16_mean_cosine_vs_fp32": float(cos.mean())}
             # ...and the selection: the first quarter of the examples as queries, the rest as the pool, round-robin
             # top 10 % by bf16 features against fp32 features (bench/bf16.py measures it on real data end to end)
-            from winnow.selection import select_round_robin
+            from winnow.selection.round_robin import select_round_robin
 
             full, half = engine(bf16_on=False)[0], engine(bf16_on=True)[0]
             q = max(1, len(enc) // 4)

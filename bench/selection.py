@@ -19,7 +19,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from winnow.selection import select_knn_kde, select_knn_uniform, select_uot  # noqa: E402
+from winnow.selection.knn import select_knn_kde, select_knn_uniform  # noqa: E402
+from winnow.selection.transport import select_uot  # noqa: E402
 from winnow.selection.round_robin import select_round_robin, select_round_robin_naive  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

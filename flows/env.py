@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -81,7 +82,8 @@ def start_private_server(env: EnvSettings, timeout_s: float = 120.0) -> str | No
     ``duplicate column name`` and a failed run), besides costing 13–16 s per worker. One server process on a
     free loopback port, started before Prefect is imported, is shared by the flow and the workers it
     spawns (they inherit ``PREFECT_API_URL``), keeps its state in ``PREFECT_HOME`` as embedded mode does, and
-    is stopped when the command exits. Returns the API URL, or None when a server is configured already.
+    is stopped when the command exits (or is told to: SIGTERM, SIGHUP). Its UI is on, so the run links Prefect
+    prints open while the command runs. Returns the API URL, or None when a server is configured already.
     """
     import atexit
     import signal
@@ -100,7 +102,7 @@ def start_private_server(env: EnvSettings, timeout_s: float = 120.0) -> str | No
     log = open(home / "server.log", "ab")
     proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port",
                              str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                            env={**os.environ, "PREFECT_UI_ENABLED": "false"})
+                            env={**os.environ, "PREFECT_UI_ENABLED": "true"})  # the "View at" links must open
 
     def stop() -> None:
         if proc.poll() is None:
@@ -111,6 +113,7 @@ def start_private_server(env: EnvSettings, timeout_s: float = 120.0) -> str | No
                 os.killpg(proc.pid, signal.SIGKILL)
 
     atexit.register(stop)
+    _stop_on_signals(stop)
     url = f"http://127.0.0.1:{port}/api"
     deadline = time.time() + timeout_s
     while time.time() < deadline:
@@ -122,6 +125,25 @@ def start_private_server(env: EnvSettings, timeout_s: float = 120.0) -> str | No
         time.sleep(0.5)
     stop()
     raise RuntimeError(f"the Prefect server for this run did not answer within {timeout_s:.0f} s; see {home / 'server.log'}")
+
+
+def _stop_on_signals(stop: Callable[[], None]) -> None:
+    """SIGTERM and SIGHUP end the command as Ctrl-C does, stopping its server first: atexit alone never runs on
+    a signal, and the server (its own session, so Ctrl-C in a terminal does not reach it twice) was left
+    running, reparented to PID 1. Only where the signal's default action is still in place (the main thread)."""
+    import signal
+    import sys
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop()
+        sys.exit(128 + signum)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            if signal.getsignal(sig) == signal.SIG_DFL:
+                signal.signal(sig, on_signal)
+        except ValueError:  # not the main thread: the caller handles signals
+            return
 
 
 def _answers(url: str) -> bool:

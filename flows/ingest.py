@@ -12,12 +12,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.events import emit_event
 
-from tasks import unexpected_only
-
 from flows.env import EnvSettings
-from tasks.report import artifact_key
+from tasks import unexpected_only
 from winnow.data.loaders import write_jsonl
 from winnow.data.readers import describe_read
+from winnow.reports.publish import ui_key
+from winnow.results import DataSet
 from winnow.settings import DataSettings
 from winnow.store.ingest import data_files, ingest_file
 
@@ -29,10 +29,18 @@ def pool_resource(table: str) -> dict[str, str]:
 
 
 @task(name="ingest-file", retries=1, retry_condition_fn=unexpected_only, task_run_name="ingest-{path}")
-def ingest_file_task(path: str, store_uri: str, table: str, data: DataSettings) -> dict[str, Any]:
+def ingest_file_task(path: str, store_uri: str, table: str, data: DataSettings) -> tuple[DataSet, bool]:
     """Not cached by Prefect: the store's ingest ledger (content hash per table) is the one record of what
     was ingested, shared by every process on the store."""
     return ingest_file(path, store_uri, table, data.format, data.map)
+
+
+def _row(d: DataSet, skipped: bool) -> dict[str, Any]:
+    r = d.read
+    return {"file": r.path, "in": r.n_in, "used": r.used, "quarantined": r.quarantined, "added": d.added,
+            "layouts": ", ".join(f"{k} {n}" for k, n in r.layouts.items()), "read as": describe_read(r.read_as or None),
+            "default source / task": f"{r.defaulted.get('source', 0)} / {r.defaulted.get('task', 0)}",
+            "status": "already ingested" if skipped else "ingested"}
 
 
 @flow(name="ingest", log_prints=True)
@@ -42,45 +50,40 @@ def ingest_flow(paths: list[str], table: str = "pool", store_uri: str = "", data
     were added. ``data``: the format and column map (settings' ``data`` section). Every quarantined record goes
     to ``quarantine`` (default ``WINNOW_HOME/quarantine/<table>.jsonl``), with per-reason counts as an artifact.
     Deployed twice: on demand, and every minute over the watched inbox directory."""
-    logger = get_run_logger()
-    env = EnvSettings()
+    logger, env = get_run_logger(), EnvSettings()
     store_uri = store_uri or env.store_uri
     options = DataSettings.model_validate(data or {})
     files = data_files(paths)
     results = [ingest_file_task(f, store_uri, table, options) for f in files]
-    added = sum(r["added"] for r in results)
-    rows = [{"file": r["path"], "in": r["in"], "used": r["used"], "quarantined": r["quarantined"], "added": r["added"],
-             "layouts": ", ".join(f"{k} {n}" for k, n in (r.get("layouts") or {}).items()),
-             "read as": describe_read(r.get("read_as")),
-             "default source / task": "{source} / {task}".format(**(r.get("defaulted") or {"source": 0, "task": 0})),
-             "status": "already ingested" if r["skipped"] else "ingested"} for r in results]
-    entries = [q for r in results for q in r["quarantine"]]
+    added = sum(d.added for d, _ in results)
+    rows = [_row(d, skipped) for d, skipped in results]
+    entries = [q for d, _ in results for q in d.read.quarantine]
     for q in entries:
         logger.warning("quarantined %s:%s field %s: %s", q["path"], q["line"], q["field"], q["reason"])
     reasons: dict[str, int] = {}
-    for r in results:
-        for reason, n in (r.get("reasons") or {}).items():
+    for d, _ in results:
+        for reason, n in d.read.reasons.items():
             reasons[reason] = reasons.get(reason, 0) + n
     quarantine_path = Path(quarantine) if quarantine else env.home / "quarantine" / f"{table}.jsonl"
     if entries:
         write_jsonl(quarantine_path, entries)
         create_table_artifact(table=[{"reason": k, "records": n} for k, n in reasons.items()],
-                              key=artifact_key(f"ingest-{table}", "quarantine"),
+                              key=ui_key(f"ingest-{table}", "quarantine"),
                               description=f"quarantined records by reason (all of them in {quarantine_path})")
-    summary = {"table": table, "files": len(files), "new_rows": added,
-               "table_rows": results[-1]["table_rows"] if results else 0,
-               "version": results[-1]["version"] if results else None,
-               "in": sum(r["in"] for r in results), "used": sum(r["used"] for r in results),
-               "quarantined": sum(r["quarantined"] for r in results), "reasons": reasons,
+    last = results[-1][0] if results else None
+    summary = {"table": table, "files": len(files), "new_rows": added, "table_rows": last.rows if last else 0,
+               "version": last.version if last else None, "in": sum(d.read.n_in for d, _ in results),
+               "used": sum(d.read.used for d, _ in results), "quarantined": sum(d.read.quarantined for d, _ in results),
+               "reasons": reasons,
                "first_quarantined": [f"{q['path']}:{q['line']}: field {q['field']!r}: {q['reason']}" for q in entries[:3]],
                "quarantine_file": str(quarantine_path) if entries else "",
                "files_read": [{k: row[k] for k in ("file", "layouts", "read as", "default source / task")} for row in rows]}
     if rows:
-        create_table_artifact(table=rows, key=artifact_key(f"ingest-{table}", "files"),
+        create_table_artifact(table=rows, key=ui_key(f"ingest-{table}", "files"),
                               description=f"files ingested into {table}: {added} new rows")
     if added:
         emit_event(event=POOL_UPDATED, resource=pool_resource(table),
-                   payload={**summary, "sources": [r["path"] for r in results if r["added"]]})
+                   payload={**summary, "sources": [d.read.path for d, _ in results if d.added]})
         logger.info("%d new rows in %s (now %d rows, version %s); emitted %s", added, table,
                     summary["table_rows"], summary["version"], POOL_UPDATED)
     else:

@@ -7,14 +7,16 @@ import time
 _T0 = time.perf_counter()  # before the imports a worker pays for too (torch, transformers, lance, the library)
 
 import random  # noqa: E402
+from typing import Any  # noqa: E402
 
 from prefect import task  # noqa: E402
 
-from tasks import cached_by_content, unexpected_only
+from tasks import step_task
 from winnow.data.loaders import load_records
+from winnow.fingerprint import ModelRef
 from winnow.models.loading import load_tokenizer
 from winnow.plan import Rates, probe, sample_lengths
-from winnow.settings import WinnowSettings
+from winnow.settings import ModelSettings, WinnowSettings
 from winnow.store import lance, record_tables
 
 SAMPLE = 1000  # pool records whose lengths stand for the pool's
@@ -28,15 +30,14 @@ def _sample(store_uri: str, pool_table: str, pool_rows: int) -> list:
     return record_tables.records_at(lance.connect(store_uri), pool_table, rows)
 
 
-@task(name="probe", cache_policy=cached_by_content("store_uri", "pool_table", "pool_rows", "test_spec", "work_dir"),
-      persist_result=True, retries=1, retry_condition_fn=unexpected_only)
-def probe_task(store_uri: str, pool_table: str, pool_rows: int, test_spec: str, model_path: str, cfg: WinnowSettings,
-               *, host: str, work_dir: str, train_model_path: str = "") -> Rates:
+@step_task("probe", where=("store_uri", "pool_table", "pool_rows", "test_spec", "work_dir"))
+def probe_task(store_uri: str, pool_table: str, pool_rows: int, test_spec: str, base: ModelRef,
+               settings: dict[str, Any], *, host: str, work_dir: str, trained: ModelRef | None = None) -> Rates:
     """Runs on a worker, so the probe sees a worker's threads and device (and warms that worker). Cached per
-    model, settings and machine (``host``), not per pool: per-token rates do not depend on which pool."""
+    model, settings slice and machine (``host``), not per pool: per-token rates do not depend on which pool."""
     test = load_records(test_spec).records if test_spec else []
-    return probe(model_path, cfg, _sample(store_uri, pool_table, pool_rows), test, work_dir=work_dir,
-                 train_model_path=train_model_path, import_s=IMPORT_S)
+    return probe(base.path, WinnowSettings.model_validate(settings), _sample(store_uri, pool_table, pool_rows), test,
+                 work_dir=work_dir, train_model_path=trained.path if trained else "", import_s=IMPORT_S)
 
 
 @task(name="noop")
@@ -45,7 +46,7 @@ def noop_task() -> None:
 
 
 @task(name="pool-lengths")
-def lengths_task(store_uri: str, pool_table: str, pool_rows: int, model_path: str, cfg: WinnowSettings) -> list[int]:
+def lengths_task(store_uri: str, pool_table: str, pool_rows: int, base: ModelRef, model: ModelSettings) -> list[int]:
     """Encoded lengths (truncation included) of a seeded sample of the pool: what its token counts follow."""
-    tok = load_tokenizer(model_path, trust_remote_code=cfg.model.trust_remote_code)
-    return sample_lengths(tok, _sample(store_uri, pool_table, pool_rows), cfg.model.max_length, n=SAMPLE)
+    tok = load_tokenizer(base.path, trust_remote_code=model.trust_remote_code)
+    return sample_lengths(tok, _sample(store_uri, pool_table, pool_rows), model.max_length, n=SAMPLE)

@@ -7,19 +7,18 @@ from prefect import task
 
 from winnow.hashing import file_digest
 from winnow.keys import digest
-from winnow.settings import WinnowSettings
 from winnow.store import lance, ledger
 
 
 @task(name="previous-retrain")
-def previous_retrain_task(store_uri: str, pool_table: str, settings: WinnowSettings, query: str,
+def previous_retrain_task(store_uri: str, pool_table: str, settings_digest: str, query: str,
                           test: str) -> dict[str, Any]:
     """The table's size and version, this run's line (a digest of the settings and the target's content), the
     line's history and its last entry, and — when the table's last retrain was on another line — why this one
     starts fresh. A missing table is an error naming the store's tables."""
     db = lance.connect(store_uri)
     tbl = lance.open_table(db, pool_table)
-    line = digest({"settings": settings, "query": file_digest(query), "test": file_digest(test)})
+    line = digest({"settings": settings_digest, "query": file_digest(query), "test": file_digest(test)})
     every = ledger.entries(db, ledger.RETRAINS, pool_table)
     history = [e for e in every if e.get("line") == line]
     why_new = (f"a new line of retrains ({line}): the settings or the target differ from the last retrain's "

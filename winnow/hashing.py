@@ -8,13 +8,14 @@ from pathlib import Path
 
 
 def file_digest(*paths: str | os.PathLike[str], n: int = 16) -> str:
-    """Hash of the files' bytes (a directory contributes all its files, in sorted order)."""
+    """Hash of the files' bytes: a file by its content alone (a renamed or moved copy is the same data), a
+    directory by its files' paths inside it and their content, in sorted order."""
     h = hashlib.sha256()
     for path in paths:
         p = Path(path)
         files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p]
         for q in files:
-            h.update(q.name.encode())
+            h.update((str(q.relative_to(p)) if p.is_dir() else "").encode() + b"\0")
             with open(q, "rb") as f:
                 for chunk in iter(lambda: f.read(1 << 20), b""):
                     h.update(chunk)

@@ -1,46 +1,17 @@
 """A curation run described once: the data, the steps it goes through, and the subsets ("arms") it trains.
 
-Why a recipe: five flows (curate, compare, experiment, mixture, retrain) run the same chain — ingest → warm-up
-→ features → select → fine-tune → evaluate → report — and when each wired it by hand they drifted (two
-fine-tune keys, settings read two ways, a subset written two ways). Here the chain is data (torchtune's
-recipes, datatrove's pipeline): a flow *builds* a ``Recipe`` and hands it to the one runner in
-``flows/recipe.py``, which turns each step into its Prefect task on the Dask runner. The library defines what a
-step computes and which code computes it (``STEPS``: the modules whose source is in the step's artifact key);
-the runner decides only where it runs.
+A recipe is data (torchtune's recipes, datatrove's pipeline): a flow *builds* one and hands it to the runner
+(``flows.recipe.run_recipe``), which runs the registered steps of ``winnow.steps`` for it on the task runner.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from winnow.budget import Budget
 from winnow.errors import ConfigError
 from winnow.evaluation.rewards import needs_label
+from winnow.registry import canonical_representation, canonical_selector
 from winnow.settings import WinnowSettings
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step of the chain: what it makes, and the library modules whose code version keys that artifact."""
-
-    name: str
-    makes: str
-    code: tuple[str, ...]
-
-
-# The one place each step is defined. The runner (flows/recipe.py) maps each to its task; artifact keys take
-# the code version of ``code`` (winnow.keys.code_version follows their imports), so a fix in a step's code
-# recomputes that step and everything after it, and nothing before it.
-STEPS: dict[str, Step] = {s.name: s for s in (
-    Step("ingest", "a pool / query table in the store (rows merged by id)", ("winnow.store.ingest",)),
-    Step("warmup", "LESS warm-up checkpoints on a slice of the pool", ("winnow.training.runs",)),
-    Step("features", "a feature table per representation and role, shard by shard", ("winnow.features.shards",)),
-    Step("nice", "NICE query directions (policy gradient of the target metric)", ("winnow.nice.pipeline",)),
-    Step("select", "an ordering of the pool and the budget's prefix as a subset file", ("winnow.selection.subset",)),
-    Step("finetune", "a LoRA adapter trained on a subset", ("winnow.training.runs",)),
-    Step("evaluate", "metrics and per-example predictions on the test set", ("winnow.evaluation.evaluate",)),
-)}
 
 
 class Arm(BaseModel):
@@ -55,6 +26,16 @@ class Arm(BaseModel):
     budget: Budget = 0.05
     seed: int = 0
     train_seed: int | None = None
+
+    @field_validator("representation")
+    @classmethod
+    def _representation(cls, v: str) -> str:
+        return canonical_representation(v)
+
+    @field_validator("selector")
+    @classmethod
+    def _selector(cls, v: str) -> str:
+        return canonical_selector(v)
 
 
 class Recipe(BaseModel):
@@ -110,8 +91,3 @@ def retraining(pool: str, query: str, test: str, settings: WinnowSettings) -> Re
     sel = settings.selection
     return Recipe(pool=pool, query=query, test=test, settings=settings,
                   arms=(Arm(name="new", selector=sel.selector, budget=sel.budget, seed=sel.seed),))
-
-
-def step_code(*names: str) -> tuple[str, ...]:
-    """The library modules behind the named steps, for a key over several of them (an experiment cell)."""
-    return tuple(dict.fromkeys(m for n in names for m in STEPS[n].code))

@@ -104,10 +104,8 @@ def test_curate_golden_outcome(tiny) -> None:
             assert got["metrics"][model][key] == pytest.approx(value, abs=2e-3), (model, key)
     # The table shows the same numbers the metrics file holds.
     assert rows["selected"][1] == f"{metrics['selected']['response_loss']:.3f}"
-    # The planner's prediction, made at the start of this first (fresh) run, is within 30 % of what it took.
-    timings = json.loads((out / "metrics.json").read_text())["timings"]
-    actual = sum(v for k, v in timings["actual"].items() if k not in ("warmup", "plan"))
-    assert abs(timings["plan"]["total"] - actual) <= 0.3 * actual, timings
+    # Timings are reported, not asserted: how close the planner comes is measured by bench/cascade.py (one
+    # invocation on a quiet machine), never by a correctness test on a loaded one.
     assert "## Timings" in (out / "report.md").read_text()
 
 
@@ -612,6 +610,9 @@ def test_server_and_serve_start_answer_and_stop(tmp_path) -> None:
     assert "PREFECT_API_URL is not set" in no_server.stderr
 
 
+GROUPS = {"mixture": ("search", "fit", "rank", "suggest")}  # command groups: their subcommands have their own help
+
+
 def _readme_commands() -> list[tuple[str, set[str]]]:
     """(command, flags) for every ``winnow ...`` line of the README's code blocks."""
     text = (ROOT / "README.md").read_text()
@@ -621,7 +622,8 @@ def _readme_commands() -> list[tuple[str, set[str]]]:
             line = line.split("#")[0].strip()
             if line.startswith("winnow "):
                 words = line.split()
-                found.append((words[1], set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", line))))
+                command = " ".join(words[1:3]) if len(words) > 2 and words[2] in GROUPS.get(words[1], ()) else words[1]
+                found.append((command, set(re.findall(r"(?<![\w-])(--[a-z][a-z-]*)", line))))
     return found
 
 
@@ -631,7 +633,8 @@ def test_every_command_has_help_and_the_readme_agrees_with_it(tmp_path) -> None:
     expected = {"curate", "compare", "select", "mixture", "feedback", "ingest", "retrain", "serve", "server",
                 "experiment", "demo-data", "prepare-model", "plan", "tune"}
     assert expected <= set(commands), top.stdout
-    helps = {c: winnow(c, "--help", home=tmp_path, env={"COLUMNS": "200"}).stdout for c in commands}
+    helps = {c: winnow(*c.split(), "--help", home=tmp_path, env={"COLUMNS": "200"}).stdout
+             for c in [*commands, *(f"{g} {sub}" for g, subs in GROUPS.items() for sub in subs)]}
     readme = _readme_commands()
     assert {c for c, _ in readme} >= {"curate", "compare", "select", "mixture", "feedback", "ingest", "retrain",
                                       "experiment", "plan"}

@@ -108,15 +108,16 @@ def test_curate_with_nice_label_free_and_cached_generations(prefect_harness, tin
 
 def test_grown_pool_keeps_its_feature_space_and_rewarm_starts_a_new_one(prefect_harness, tiny_model_path, data_dir,
                                                                          tmp_path) -> None:
-    """A grown pool file featurises only its new rows under the first warm-up (and the report says so); the
-    same table given by name with rewarm=True trains a new warm-up and featurises every row again."""
+    """Tables are named by content: a copy of the pool file elsewhere reuses its warm-up and features. A pool
+    file that grows under a dataset id (data.dataset_id) keeps its table and featurises only its new rows under the
+    first warm-up (and the report says so); the same table given by name with rewarm=True trains a new warm-up
+    and featurises every row again."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows.curate import curate
     from winnow.settings import build_settings
-    from winnow.store.ingest import table_name_for
 
-    settings = build_settings({"model": {"name": tiny_model_path, "max_length": 64},
+    settings = build_settings({"model": {"name": tiny_model_path, "max_length": 64}, "data": {"dataset_id": "mypool"},
                                "warmup": {"fraction": 0.5, "train": {"epochs": 2, "lr": 0.01}},
                                "features": {"proj_dim": 64, "shard_size": 8, "batch_size": 4},
                                "selection": {"budget": 4}, "finetune": {"epochs": 1, "lr": 0.01},
@@ -135,6 +136,16 @@ def test_grown_pool_keeps_its_feature_space_and_rewarm_starts_a_new_one(prefect_
     pool.write_text("".join(lines[:12]))
     first = run("first", str(pool))
     assert first["warm-up"] == "computed" and first["features"] == "3 of 3 shards computed"
+    by_content = {**settings, "data": {**settings["data"], "dataset_id": ""}}
+    copy = tmp_path / "elsewhere" / "renamed.jsonl"
+    copy.parent.mkdir()
+    copy.write_text(pool.read_text())
+    for name, spec in (("by-content", str(pool)), ("copy", str(copy))):
+        curate.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(
+            pool=spec, query=str(good / "query.jsonl"), test=str(good / "test.jsonl"), out=str(tmp_path / name),
+            settings=by_content, store_uri=str(tmp_path / "store"), work_dir=str(tmp_path / "work"))
+    again = {r["artifact"]: r["status"] for r in json.loads((tmp_path / "copy" / "metrics.json").read_text())["artifacts"]}
+    assert again["warm-up"] == "reused" and again["features"] == "0 of 3 shards computed"  # moved: same content
 
     pool.write_text("".join(lines))  # 8 new rows: shard [0:8) is kept, [8:16) and [16:20) are new
     grown = run("grown", str(pool))
@@ -142,7 +153,7 @@ def test_grown_pool_keeps_its_feature_space_and_rewarm_starts_a_new_one(prefect_
     assert grown["features"] == "2 of 4 shards computed"
     assert "a grown pool featurises only its new rows" in grown["report"]
 
-    fresh = run("rewarm", table_name_for("pool", str(pool)), rewarm=True)  # the table by name, as `winnow ingest` fills
+    fresh = run("rewarm", "mypool", rewarm=True)  # the table by name, as `winnow ingest` fills
     assert fresh["warm-up"] == "computed" and fresh["features"] == "4 of 4 shards computed"
     assert "| pool | 20 | 20 | 0 |" in fresh["report"]
 

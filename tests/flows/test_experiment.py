@@ -83,3 +83,39 @@ def test_mixture_methods_run_as_cells(prefect_harness, tiny_model_path, data_dir
     assert {"mixture/taskpgm", "mixture/duet"} <= set(paired.method)
     study = optuna.load_study(study_name="mix-t-b6-s0", storage=f"sqlite:///{tmp_path / 'out' / 'mixture.db'}")
     assert sum(t.state.name == "COMPLETE" for t in study.trials) == 4  # 3 warm starts + 1 trial
+
+
+def test_the_subset_utility_correlation_trains_its_subsets_on_validation(prefect_harness, tiny_model_path, data_dir,
+                                                                         tmp_path) -> None:
+    """``utility``: its subsets fine-tune once each and score on the validation split; ρ, its interval and the
+    scatter reach the report, and the verdict line carries ρ. A target without ``val`` is a one-line error."""
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.experiment import experiment
+    from winnow.errors import ConfigError
+    from winnow.experiment.grid import load_experiment
+    from winnow.settings import build_settings
+
+    good = data_dir / "good"
+    exp = {"name": "lds", "pool": str(good / "pool.jsonl"),
+           "targets": [{"name": "t", "query": str(good / "query.jsonl"), "test": str(good / "test.jsonl"),
+                        "val": str(good / "query.jsonl"), "metric": "response_loss"}],
+           "overrides": [*OVERRIDES, f"model.name={tiny_model_path}"], "budgets": [5], "seeds": [0],
+           "baselines": ["random"], "utility": {"subsets": 4}}
+    config = tmp_path / "exp.yaml"
+    config.write_text(yaml.safe_dump(exp))
+    settings = build_settings(None, exp["overrides"]).model_dump(mode="json")
+    out = experiment.with_options(task_runner=ThreadPoolTaskRunner(max_workers=2))(
+        config=str(config), out=str(tmp_path / "out"), settings=settings, store_uri=str(tmp_path / "store"),
+        work_dir=str(tmp_path / "work"))
+    (u,) = out["utility"]
+    assert u["subsets"] == 4 and u["budget"] == 5 and len(u["points"]) == 4 and -1 <= u["rho"] <= 1
+    assert u["metric"] == "−response_loss" and len({p["observed"] for p in u["points"]}) == 4
+    assert len(list((tmp_path / "out" / "utility" / "t").glob("subset[0-9].jsonl"))) == 4
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "## Subset utility (validation split)" in report and (tmp_path / "out" / "utility_t.png").exists()
+    assert "scores predict validation outcomes" in out["verdicts"][0]
+    del exp["targets"][0]["val"]
+    config.write_text(yaml.safe_dump(exp))
+    with pytest.raises(ConfigError, match="no val split"):
+        load_experiment(str(config))

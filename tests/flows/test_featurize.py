@@ -69,13 +69,14 @@ def test_local_and_external_clusters_give_identical_features(prefect_harness, ti
 def _featurise(runner, job, recs, uri) -> np.ndarray:
     from prefect import flow
 
-    from flows.recipe import run_feature_shards
+    from flows.steps import run_feature_shards
     from winnow.features.shards import plan_ranges
+    from winnow.results import FeaturePlan
     from winnow.store import feature_tables, lance
 
     @flow(task_runner=runner)
-    def featurise() -> dict:
-        return run_feature_shards([{"job": job, "ranges": plan_ranges(len(recs), 5)}])
+    def featurise() -> tuple[int, int]:
+        return run_feature_shards([FeaturePlan(job, tuple(plan_ranges(len(recs), 5)))])
 
-    assert featurise() == {"shards": 4, "computed": 4, "skipped": 0}
+    assert featurise() == (4, 4)  # shards, computed
     return feature_tables.read_features(lance.connect(uri), "f").vectors

@@ -96,6 +96,7 @@ def test_domains_lose_their_copies_of_target_items(tmp_path) -> None:
     import json
 
     from tasks.mixture import decontaminate_domains_task
+    from winnow.results import Domains
     from winnow.settings import DecontaminationSettings
 
     test = tmp_path / "test.jsonl"
@@ -106,9 +107,8 @@ def test_domains_lose_their_copies_of_target_items(tmp_path) -> None:
              "source": "alpha", "task": "alpha"} for i in range(5)]
     rows.append({"id": "leak", "prompt": "IS 43 EVEN", "response": "No.", "source": "alpha", "task": "alpha"})
     dom.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    out = decontaminate_domains_task.fn({"domains": ["alpha"], "train": {"alpha": str(dom)}, "sizes": {"alpha": 6},
-                                         "digests": {}, "heldout": {}}, [str(test)], str(tmp_path / "clean"),
-                                        DecontaminationSettings(embedder=""))
-    kept = [json.loads(line)["id"] for line in open(out["train"]["alpha"])]
-    assert kept == ["a0", "a1", "a2", "a3", "a4"] and out["sizes"]["alpha"] == 5
-    assert [f["id"] for f in out["decontamination"]["alpha"]["found"]] == ["leak"]
+    out = decontaminate_domains_task.fn(Domains(("alpha",), {"alpha": str(dom)}, {}, {"alpha": 6}, {}), [str(test)],
+                                        str(tmp_path / "clean"), DecontaminationSettings(embedder=""))
+    kept = [json.loads(line)["id"] for line in open(out.train["alpha"])]
+    assert kept == ["a0", "a1", "a2", "a3", "a4"] and out.sizes["alpha"] == 5
+    assert [f["id"] for f in out.decontamination["alpha"]["found"]] == ["leak"]

@@ -16,7 +16,8 @@ def test_worker_killed_mid_shard_run_completes(prefect_harness, tiny_model_path,
     from prefect import flow
     from prefect_dask import DaskTaskRunner
 
-    from flows.recipe import run_feature_shards
+    from flows.steps import run_feature_shards
+    from winnow.results import FeaturePlan
     from tests.fixtures.jobs import gradient_job, warm_checkpoints
     from winnow.data.loaders import load_records
     from winnow.features.shards import plan_ranges
@@ -46,8 +47,8 @@ def test_worker_killed_mid_shard_run_completes(prefect_harness, tiny_model_path,
     threading.Thread(target=kill_a_busy_worker, daemon=True).start()
 
     @flow(task_runner=DaskTaskRunner(address=cluster.scheduler_address))
-    def featurise() -> dict:
-        return run_feature_shards([{"job": job, "ranges": plan_ranges(len(recs), 10)}])
+    def featurise() -> tuple[int, int]:
+        return run_feature_shards([FeaturePlan(job, tuple(plan_ranges(len(recs), 10)))])
 
     try:
         result = featurise()
@@ -55,7 +56,7 @@ def test_worker_killed_mid_shard_run_completes(prefect_harness, tiny_model_path,
         client.close()
         cluster.close()
     assert killed, "no worker was killed: the test did not exercise worker loss"
-    assert result["shards"] == 2
+    assert result[0] == 2  # shards
     fm = feature_tables.read_features(db, "f")
     assert fm.ids == [r.id for r in recs] and fm.vectors.shape[:2] == (2, len(recs))
     keys = db.open_table("f").to_arrow().column("key").to_pylist()

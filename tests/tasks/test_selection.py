@@ -6,6 +6,7 @@ import json
 import numpy as np
 
 from tasks import selection
+from winnow.selection.decontaminate import prepare
 from winnow.settings import DecontaminationSettings
 
 
@@ -22,12 +23,12 @@ def test_guard_embeds_the_test_items_once_for_every_arm(tmp_path, monkeypatch) -
     test.write_text("".join(json.dumps({"prompt": f"item {i}", "response": "y", "source": "t"}) + "\n" for i in range(3)))
     settings = DecontaminationSettings(embedder="fake")
     first, second = (selection.guard_for(str(test), settings) for _ in range(2))  # two arms
-    a, b = first.embed(first.test), second.embed(second.test)
+    a, b = prepare(first).vectors, prepare(second).vectors
     assert calls == [3] and np.array_equal(a, b) and np.allclose(np.linalg.norm(a, axis=1), 1.0)
-    first.embed(first.test[:2])  # candidates are embedded every time
+    first.embed(["candidate one", "candidate two"])  # candidates are embedded every time
     assert calls == [3, 2]
     other = tmp_path / "other.jsonl"
     other.write_text(json.dumps({"prompt": "another item", "response": "y", "source": "t"}) + "\n")
     third = selection.guard_for(str(other), settings)
-    third.embed(third.test)  # another test set is its own key
+    prepare(third)  # another test set is its own key
     assert calls == [3, 2, 1]

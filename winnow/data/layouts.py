@@ -12,7 +12,7 @@ from typing import Any
 from winnow.data.records import RecordError, describe
 from winnow.errors import ConfigError
 
-LAYOUTS = ("messages", "prompt_response", "alpaca", "sharegpt", "qa")
+LAYOUTS = ("messages", "prompt_response", "alpaca", "sharegpt", "qa", "text")
 # Fields every layout carries through unchanged (optional in all of them).
 PASSTHROUGH = ("id", "source", "task", "tests", "choices", "answer", "metric")
 # ShareGPT speakers -> roles (the names seen in ShareGPT, Vicuna, OpenHermes and SlimOrca exports).
@@ -20,7 +20,7 @@ SPEAKERS = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "a
             "bard": "assistant", "bing": "assistant", "model": "assistant", "system": "system"}
 # Names a column map may target: the canonical fields and the fields of each layout.
 MAP_TARGETS = ("prompt", "response", "messages", *PASSTHROUGH, "system", "instruction", "input", "output",
-               "conversations", "question", "completion")
+               "conversations", "question", "completion", "text")
 
 def parse_map(text: str | Mapping[str, str] | None) -> dict[str, str]:
     """``prompt=question,response=answer`` (the CLI) or a mapping (YAML) -> {winnow field: user column}."""
@@ -61,6 +61,8 @@ def detect(obj: Mapping[str, Any]) -> str | None:
         return "prompt_response"
     if obj.get("question") is not None:
         return "qa"
+    if obj.get("text") is not None:
+        return "text"
     if msgs is not None:
         return "messages"  # present but not a list: the contract says what is wrong with it
     return None
@@ -74,8 +76,10 @@ def normalise(obj: Any, layout: str = "auto", column_map: Mapping[str, str] | No
     found = detect(obj) if layout == "auto" else layout
     if found is None:
         keys = ", ".join(describe(k) for k in list(obj)[:8]) or "none"
-        raise RecordError("<record>", "no known layout (messages, conversations, instruction/output, prompt/response "
-                                      f"or question/answer; --map names other columns); its keys: {keys}")
+        raise RecordError("<record>", "no known layout (messages, conversations, instruction/output, prompt/response, "
+                                      "prompt/completion, question/answer or text; other column names: `--map prompt=COL` "
+                                      "on ingest, `--set data.map.prompt=COL` (pool) or data.target.map (query, "
+                                      f"test) elsewhere); its keys: {keys}")
     rest = {k: obj[k] for k in PASSTHROUGH if k in obj}
     return {**rest, **_NORMALISERS[found](obj)}, found
 
@@ -118,6 +122,15 @@ def _messages(obj: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _prompt_response(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """prompt + response (or TRL's ``completion``); TRL's conversational form, where both are lists of
+    messages, becomes the chat they make together."""
+    if isinstance(obj.get("prompt"), list):
+        completion = obj.get("completion", obj.get("response"))
+        if isinstance(completion, str):
+            completion = [{"role": "assistant", "content": completion}]
+        if completion is not None and not isinstance(completion, list):
+            raise RecordError("completion", f"must be a string or a list of messages, got {type(completion).__name__}")
+        return _messages({"messages": [*obj["prompt"], *(completion or [])]})
     out = {"prompt": obj.get("prompt")}
     response = obj["response"] if obj.get("response") is not None else obj.get("completion")
     if response is not None:
@@ -165,5 +178,12 @@ def _qa(obj: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _text(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """TRL's language-modelling ``{"text": ...}``: the whole text is what is trained on, so it is the response
+    to an empty prompt (the loss then covers every token of it)."""
+    return {"messages": [{"role": "user", "content": ""}, {"role": "assistant", "content": _string(obj, "text")}],
+            "open_prompt": True}
+
+
 _NORMALISERS = {"messages": _messages, "prompt_response": _prompt_response, "alpaca": _alpaca,
-                "sharegpt": _sharegpt, "qa": _qa}
+                "sharegpt": _sharegpt, "qa": _qa, "text": _text}

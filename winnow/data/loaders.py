@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,9 @@ def _hf_objects(spec: str, result: LoadResult) -> Iterator[tuple[int, Any]]:
                 raise DataFormatError(where, f"no split {split!r}; splits are {list(ds)} (use DIR:split)")
             ds = ds[split]
     elif os.path.exists(where) or where.startswith((".", "/")):
-        raise DataFormatError(spec, "does not exist, or is not a .jsonl/.json/.parquet file (optionally .gz/.zst) "
-                                    "or a datasets directory")
+        raise DataFormatError(spec, "does not exist" if not os.path.exists(where) else
+                              "is not a .jsonl/.json/.csv/.tsv/.parquet file (optionally .gz/.zst) or a datasets "
+                              "directory")
     else:
         try:
             ds = datasets.load_dataset(where, split=split or "train")
@@ -59,7 +60,8 @@ def _objects(spec: str, result: LoadResult, max_line_bytes: int) -> Iterator[tup
     """Decoded objects of any supported source; records how it was read in ``result.read_as``."""
     path = Path(spec)
     suffix = readers.data_suffix(path)
-    if suffix in (*readers.JSON_SUFFIXES, ".parquet") or (path.is_file() and path.suffix in readers.COMPRESSED_SUFFIXES):
+    if (suffix in (*readers.JSON_SUFFIXES, *readers.TABLE_SUFFIXES, ".parquet")
+            or (path.is_file() and path.suffix in readers.COMPRESSED_SUFFIXES)):
         if not path.is_file():
             raise DataFormatError(spec, "file does not exist")
         if suffix == ".parquet":
@@ -67,6 +69,9 @@ def _objects(spec: str, result: LoadResult, max_line_bytes: int) -> Iterator[tup
             return readers.parquet_objects(path, result)
         data, compression = readers.read_bytes(path, result)
         data, encoding = readers.to_utf8(path, data, result)
+        if suffix in readers.TABLE_SUFFIXES:
+            result.read_as = {"compression": compression, "encoding": encoding, "container": suffix[1:]}
+            return readers.delimited_objects(path, data, result)
         kind, doc = readers.container(data)
         result.read_as = {"compression": compression, "encoding": encoding, "container": kind}
         if kind == "array":
@@ -140,12 +145,14 @@ def canonical_copy(spec: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     return str(path), result
 
 
-def write_jsonl(path: str | os.PathLike[str], rows: list[dict[str, Any]]) -> None:
+def jsonl_text(rows: Iterable[dict[str, Any]]) -> str:
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> None:
     """Write rows atomically (temp file + rename), so a crash never leaves half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    tmp.write_text(jsonl_text(rows), encoding="utf-8")
     os.replace(tmp, path)

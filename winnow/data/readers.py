@@ -24,6 +24,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 COMPRESSED_SUFFIXES = (".gz", ".gzip", ".zst", ".zstd")
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+TABLE_SUFFIXES = (".csv", ".tsv")
 # Lists that hold the records of a JSON document (``{"data": [...]}``, as SQuAD-style and exported files do).
 RECORD_LISTS = ("data", "records", "rows", "examples", "train", "instances")
 # Where to pick up after a broken array element: the next element that starts an object.
@@ -257,3 +258,24 @@ def parquet_objects(path: Path, result: LoadResult) -> Iterator[tuple[int, Any]]
             row += 1
             result.n_in += 1
             yield row, obj
+
+
+def delimited_objects(path: Path, data: bytes, result: LoadResult) -> Iterator[tuple[int, Any]]:
+    """Rows of a CSV or TSV file with a header, as objects keyed by column (empty cells left out, so a missing
+    response reads as missing). The line of each row is its first physical line, quoted newlines counted."""
+    import csv
+
+    text = data.decode("utf-8")
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter="\t" if data_suffix(path) == ".tsv" else ",")
+    if not reader.fieldnames:
+        raise DataFormatError(str(path), "no header row (the first line names the columns: prompt,response,...)")
+    line = reader.line_num
+    for row in reader:
+        result.n_in += 1
+        start, line = line + 1, reader.line_num
+        extra = row.pop(None, None)  # a row with more cells than the header has
+        if extra:
+            result.quarantined.append(Quarantined(str(path), start, "<row>",
+                                                  f"{len(extra)} cells more than the header has columns"))
+            continue
+        yield start, {k: v for k, v in row.items() if v not in (None, "")}

@@ -167,7 +167,7 @@ def parse_record(obj: Any, *, default_source: str = "", labelled: bool = True) -
             turns.append(("assistant", ""))
         if labelled and not turns[-1][1].strip():
             raise RecordError(f"messages[{len(turns) - 1}].content", "empty response")
-        if not any(c.strip() for _, c in turns[:-1]):  # a system-only instruction is a valid prompt
+        if not any(c.strip() for _, c in turns[:-1]) and not obj.get("open_prompt"):  # a system turn is a prompt
             raise RecordError("messages", "empty prompt (no non-empty turn before the response)")
     else:
         choices = _choices(obj)

@@ -20,6 +20,7 @@ import torch
 from winnow.data.formatting import collate, encode, per_example_loss
 from winnow.data.records import Record
 from winnow.errors import ConfigError
+from winnow.results import Evaluation
 from winnow.evaluation.generation import generate, sample_responses
 from winnow.evaluation.metrics import pass_at_k
 from winnow.evaluation.rewards import JudgeSettings, Reward, make_reward
@@ -83,7 +84,7 @@ def metric_reward(settings: EvalSettings, *, judge_api_key: str = "", device: st
 
 def evaluate(model: Any, tokenizer: Any, records: list[Record], settings: EvalSettings, *, max_length: int,
              reward: Reward | None = None, progress: bool = True, judge_api_key: str = "",
-             device: str = "cpu") -> dict[str, Any]:
+             device: str = "cpu") -> Evaluation:
     """``settings.metric`` of the model's answers against each record (mean and per example), and mean response NLL.
 
     A record may name its own ``metric`` (a suite that mixes multiple-choice and generated answers, as BBH or
@@ -109,12 +110,13 @@ def evaluate(model: Any, tokenizer: Any, records: list[Record], settings: EvalSe
             counters[k] = counters.get(k, 0) + v
         by_metric[metric] = {"n": len(idx), "score": float(np.mean(s))}
     losses = response_losses(model, tokenizer, records, batch_size=settings.batch_size, max_length=max_length)
-    return {"n": len(records), "metric": " + ".join(groups) if groups else settings.metric,
-            "score": float(np.mean(scores)) if scores else float("nan"),
-            "response_loss": float(losses.mean()) if len(losses) else float("nan"),
-            "counters": counters, **({"by_metric": by_metric} if len(groups) > 1 else {}),
-            "predictions": [{"id": r.id, "prediction": p, "gold": r.response, "score": float(s), "loss": float(l), **x}
-                            for r, p, s, l, x in zip(records, preds, scores, losses, extra)]}
+    return Evaluation(
+        metric=" + ".join(groups) if groups else settings.metric, n=len(records),
+        score=float(np.mean(scores)) if scores else float("nan"),
+        response_loss=float(losses.mean()) if len(losses) else float("nan"),
+        counters=counters, by_metric=by_metric if len(groups) > 1 else {},
+        predictions=tuple({"id": r.id, "prediction": p, "gold": r.response, "score": float(s), "loss": float(l), **x}
+                          for r, p, s, l, x in zip(records, preds, scores, losses, extra)))
 
 
 def _score(model: Any, tokenizer: Any, records: list[Record], settings: EvalSettings, reward: Reward | None,
@@ -145,7 +147,7 @@ def _score(model: Any, tokenizer: Any, records: list[Record], settings: EvalSett
 
 
 def evaluate_adapter(model_path: str, adapter_dir: str | None, test_spec: str, *, model: ModelSettings,
-                     settings: EvalSettings, judge_api_key: str = "", progress: bool = True) -> dict[str, Any]:
+                     settings: EvalSettings, judge_api_key: str = "", progress: bool = True) -> Evaluation:
     """Evaluate the base model (``adapter_dir=None``) or a fresh base plus a saved adapter."""
     from winnow.data.loaders import load_records
     from winnow.models.loading import load_model, load_tokenizer, resolve_device, set_threads

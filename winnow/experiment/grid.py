@@ -10,14 +10,15 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from winnow.budget import Budget
 from winnow.errors import ConfigError
-from winnow.features import Representation
-from winnow.selection.targeted import canonical_selector
-from winnow.keys import digest
-from winnow.settings import METRIC_PATTERN, read_yaml_mapping
+from winnow.registry import (FEATURISED, REPRESENTATION_NAMES as REPRESENTATIONS, canonical_selector,
+                             representation_code, selector_code)
+from winnow.data.records import METRIC_PATTERN
+from winnow.settings import read_yaml_mapping
+from winnow.steps import STEPS
 
 BASELINES = ("zero_shot", "random", "full")
 
@@ -30,6 +31,8 @@ class Target(_Strict):
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
     query: str
     test: str
+    val: str | None = Field(None, description="a validation split (never test): what the subset-utility "
+                                              "correlation (``utility``) evaluates on")
     metric: str = Field("exact_match", pattern=METRIC_PATTERN[:-2] + "|response_loss)$",
                         description="an eval.metric (exact_match, token_f1, mc_accuracy, pass@1, ...) or response_loss")
 
@@ -43,10 +46,22 @@ class Distance(_Strict):
     """The distance experiment: the pool ordered by ``representation``'s round-robin, cut into ``quantiles``
     equal parts; ``sample`` examples drawn from each part are trained on."""
 
-    representation: Representation = "gradients"
+    representation: Literal[FEATURISED] = "gradients"  # type: ignore[valid-type]
     quantiles: int = Field(4, ge=2)
     sample: int = Field(16, ge=1)
     seeds: list[int] | None = Field(None, description="seeds of the quantile cells (default: the grid's seeds)")
+
+
+class Utility(_Strict):
+    """The subset-utility correlation (LDS-style): ``subsets`` subsets of the budget's size, half drawn at random
+    and half led by the representation's scores, each fine-tuned with one fixed seed and evaluated on the
+    target's validation split; Spearman's ρ between their mean score and their metric says whether a higher
+    score means a better model."""
+
+    subsets: int = Field(8, ge=4)
+    representation: Literal[FEATURISED] = "gradients"  # type: ignore[valid-type]
+    budget: Budget | None = Field(None, description="default: the grid's first budget")
+    seed: int = 0
 
 
 class ExperimentConfig(_Strict):
@@ -55,7 +70,7 @@ class ExperimentConfig(_Strict):
     targets: list[Target] = Field(min_length=1)
     settings: str | None = Field(None, description="a winnow settings YAML (model, warm-up, features, fine-tune)")
     overrides: list[str] = []
-    representations: list[Representation | Literal["nice"]] = Field(
+    representations: list[Literal[REPRESENTATIONS]] = Field(  # type: ignore[valid-type]
         ["gradients"], description="'nice' = LESS pool features with NICE's policy-gradient query side (nice.metric)")
     selectors: list[str] = ["round_robin"]
     budgets: list[Budget] = Field([0.05], min_length=1, description="counts (14) or shares (0.05, '5%')")
@@ -66,6 +81,15 @@ class ExperimentConfig(_Strict):
     baselines: list[Literal["zero_shot", "random", "full"]] = list(BASELINES)
     full_seeds: list[int] | None = Field(None, description="seeds of the full-data baseline (default: seeds)")
     distance: Distance | None = None
+    utility: Utility | None = None
+
+    @model_validator(mode="after")
+    def _utility_needs_validation(self) -> "ExperimentConfig":
+        missing = [t.name for t in self.targets if self.utility is not None and not t.val]
+        if missing:
+            raise ValueError(f"utility: targets {', '.join(missing)} have no val split (the correlation is "
+                             "measured on validation, never on test)")
+        return self
 
     @field_validator("selectors")
     @classmethod
@@ -93,8 +117,28 @@ class Cell:
     seed: int
     quantile: int = -1     # 0 = closest to the queries; -1 outside the distance experiment
 
-    def key(self, fingerprint: str) -> str:
-        return digest({**asdict(self), "fingerprint": fingerprint})
+    def key(self, inputs: dict[str, Any], settings: Any = None, models: tuple[Any, ...] = (),
+            reference: str = "gradients") -> str:
+        """The cell's artifact key: its own coordinates, the target's inputs (pool version, split digests), the
+        settings slice, the models' content, and the code of what it runs, that is, the fine-tune and the
+        evaluation, its representation and selector, the mixture methods for a mixture cell, and the reference
+        ordering (``reference`` representation, round-robin) its distance is measured in. No other selector's or
+        representation's code: an edit of one leaves every other cell cached."""
+        return STEPS["cell"].key(inputs={**asdict(self), **inputs}, settings=settings, models=models,
+                                 code=self.code(reference))
+
+    def code(self, reference: str) -> tuple[str, ...]:
+        if self.method == "zero_shot":
+            return ()
+        own: tuple[str, ...] = ()
+        if self.representation == "mixture":
+            own = ("winnow.mixture.build", "winnow.mixture.duet", "winnow.mixture.taskpgm", "winnow.mixture.affinity",
+                   "winnow.mixture.influence")
+        elif self.representation:
+            own = (*representation_code(self.representation), *selector_code(self.selector))
+        elif self.selector:
+            own = selector_code(self.selector)
+        return (*own, *representation_code(reference), *selector_code("round_robin"))
 
 
 def plan_cells(cfg: ExperimentConfig) -> list[Cell]:

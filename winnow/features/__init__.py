@@ -1,9 +1,5 @@
 """Representations of examples: LESS gradient features, base-model hidden states, sentence embeddings.
 
-The names live here once; ``shards.featurize_range`` dispatches on them, and the experiment grid, the compare
-flow and the CLI take their choices from ``REPRESENTATIONS``.
+They are named in ``winnow.registry`` (one class per representation, in the module of its maths);
+``shards`` computes any of them row range by row range. This package file imports nothing.
 """
-from typing import Literal, get_args
-
-Representation = Literal["gradients", "hidden", "embedding"]
-REPRESENTATIONS: tuple[str, ...] = get_args(Representation)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import functools
 import importlib.util
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from winnow.data.records import Record
 from winnow.errors import MissingDependencyError
+
+if TYPE_CHECKING:
+    from winnow.features.job import FeatureJob
 
 DEFAULT_EMBEDDER = "default"
 
@@ -52,3 +55,34 @@ def embedding_features(name: str, records: list[Record], *, batch_size: int, dev
     raw = embed_texts(name, [example_text(r) for r in records], batch_size=batch_size, device=device, progress=progress)
     norms = np.linalg.norm(raw, axis=1)
     return raw / norms.clip(min=1e-30)[:, None], norms
+
+
+class SentenceEmbeddings:
+    """A sentence-transformers embedding of the whole example (``job.embedder``), one "checkpoint" (0). The
+    selection model is not involved: the table's provenance names the embedder and its files' content."""
+
+    name = "embedding"
+    needs_warmup = False
+
+    def table_prefix(self, job: FeatureJob) -> str:
+        return "embed"
+
+    def dim(self, job: FeatureJob) -> int:
+        return int(sentence_model(job.embedder, "cpu").get_sentence_embedding_dimension())
+
+    def checkpoint_indices(self, job: FeatureJob) -> list[int]:
+        return [0]
+
+    def provenance(self, job: FeatureJob) -> dict[str, Any]:
+        from winnow.hashing import file_digest
+
+        return {"representation": self.name, "records": job.records_table, "embedder": job.embedder,
+                "embedder_files": file_digest(embedder_path(job.embedder), n=12)}
+
+    def compute(self, job: FeatureJob, records: list[Record], checkpoint: int, progress: bool
+                ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        from winnow.models.loading import resolve_device
+
+        vecs, norms = embedding_features(job.embedder, records, batch_size=job.features.batch_size,
+                                         device=str(resolve_device(job.model.device)), progress=progress)
+        return vecs, norms, [0] * len(records)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -18,6 +19,9 @@ from tqdm.auto import tqdm
 from winnow.data.formatting import Encoded, collate
 from winnow.features.per_example import per_example_grads
 from winnow.features.projection import Projector
+
+if TYPE_CHECKING:
+    from winnow.features.job import FeatureJob
 
 
 def adam_precondition(g: torch.Tensor, m: torch.Tensor, v: torch.Tensor, beta1: float, beta2: float,
@@ -121,3 +125,52 @@ def gradient_features(model: torch.nn.Module, examples: list[Encoded], modules: 
         if on_batch:
             on_batch(len(idx))
     return vecs, norms
+
+
+class GradientFeatures:
+    """LESS's representation: one vector per warm-up checkpoint, Adam-preconditioned for the pool (``kind``
+    "adam"), plain for queries ("sgd"), projected by ``features.projector`` to ``features.proj_dim``."""
+
+    name = "gradients"
+    needs_warmup = True
+
+    def table_prefix(self, job: FeatureJob) -> str:
+        return f"grads_{job.kind}"
+
+    def dim(self, job: FeatureJob) -> int:
+        return job.features.proj_dim
+
+    def checkpoint_indices(self, job: FeatureJob) -> list[int]:
+        return [c.index for c in job.checkpoints]
+
+    def provenance(self, job: FeatureJob) -> dict[str, Any]:
+        from winnow.features.job import model_provenance
+        from winnow.hashing import file_digest
+
+        f = job.features
+        return {**model_provenance(job), "kind": job.kind,
+                "adapters": file_digest(*[c.adapter_dir / "adapter_model.safetensors" for c in job.checkpoints], n=12),
+                "checkpoints": [c.epoch for c in job.checkpoints],
+                "checkpoint_weights": [round(c.weight, 8) for c in job.checkpoints],
+                "projector": f.projector, "proj_dim": f.proj_dim, "sjlt_nnz": f.sjlt_nnz, "proj_seed": f.seed,
+                "codes": f.codes, "adam": [[*c.betas, c.eps] for c in job.checkpoints],  # from the warm-up's own log
+                "adam_eps_placement": f.adam_eps_placement, "autocast_bf16": f.autocast_bf16}
+
+    def compute(self, job: FeatureJob, records: list[Any], checkpoint: int, progress: bool
+                ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        from winnow.features.job import load_inputs
+        from winnow.features.per_example import lora_modules
+        from winnow.models.lora import load_adapter
+        from winnow.training.checkpoints import load_adam_moments
+
+        tok, encoded, base = load_inputs(job, records)
+        ck = job.checkpoints[checkpoint]
+        model = load_adapter(base, ck.adapter_dir, trainable=True).eval()  # a clean base per checkpoint; eval: no dropout
+        modules = lora_modules(model)
+        moments = load_adam_moments(ck.optimizer_file, list(modules)) if job.kind == "adam" else None
+        f = job.features
+        vecs, norms = gradient_features(model, encoded, modules, Projector(f.projector, f.proj_dim, f.seed, f.sjlt_nnz),
+                                        pad_id=tok.pad_token_id, batch_size=f.batch_size, moments=moments,
+                                        betas=ck.betas, eps=ck.eps, eps_inside=f.adam_eps_placement == "less_code",
+                                        progress=progress, autocast_bf16=f.autocast_bf16)
+        return vecs, norms, [len(e.input_ids) for e in encoded]

@@ -6,11 +6,16 @@ so the result does not depend on padding side or batch composition.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from winnow.data.formatting import Encoded, collate
+
+if TYPE_CHECKING:
+    from winnow.features.job import FeatureJob
 
 
 def position_weights(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -43,3 +48,41 @@ def hidden_state_features(model: torch.nn.Module, examples: list[Encoded], *, pa
         norms[idx] = n.cpu().numpy()
     assert vecs is not None
     return vecs, norms
+
+
+class HiddenStates:
+    """RDS+: the base model's pooled last layer, one "checkpoint" (0), no warm-up."""
+
+    name = "hidden"
+    needs_warmup = False
+
+    def table_prefix(self, job: FeatureJob) -> str:
+        return "hidden"
+
+    def dim(self, job: FeatureJob) -> int:
+        import json
+        from pathlib import Path
+
+        cfg = json.loads((Path(job.model_path) / "config.json").read_text()) if Path(job.model_path).is_dir() else {}
+        if "hidden_size" in cfg:
+            return int(cfg["hidden_size"])
+        from transformers import AutoConfig
+
+        return int(AutoConfig.from_pretrained(job.model_path).hidden_size)
+
+    def checkpoint_indices(self, job: FeatureJob) -> list[int]:
+        return [0]
+
+    def provenance(self, job: FeatureJob) -> dict[str, Any]:
+        from winnow.features.job import model_provenance
+
+        return model_provenance(job)
+
+    def compute(self, job: FeatureJob, records: list[Any], checkpoint: int, progress: bool
+                ) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        from winnow.features.job import load_inputs
+
+        tok, encoded, base = load_inputs(job, records)
+        vecs, norms = hidden_state_features(base, encoded, pad_id=tok.pad_token_id, batch_size=job.features.batch_size,
+                                            progress=progress)
+        return vecs, norms, [len(e.input_ids) for e in encoded]

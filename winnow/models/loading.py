@@ -18,7 +18,6 @@ from typing import Any
 import torch
 
 from winnow.errors import ConfigError, MissingDependencyError
-from winnow.keys import digest
 
 DEFAULT_MODEL = "default"
 # transformers' from_pretrained initialises on the meta device through process-global state: two threads
@@ -111,16 +110,6 @@ def check_model_name(name: str, *, offline: bool, key: str = "model.name") -> No
             raise ConfigError(f"{key}: {name} is a hub id that is not in the local Hugging Face cache, and Winnow "
                               "runs offline by default; set WINNOW_OFFLINE=false to download it, or pass a local "
                               "model folder")
-
-
-def model_fingerprint(path: str) -> str:
-    """What identifies a model in artifact keys, cheaply: its config and the names and sizes of its weight
-    files (a re-converted or re-downloaded model with other weights gets another key); a hub id as is."""
-    p = Path(path)
-    if not (p / "config.json").is_file():
-        return path
-    weights = sorted((f.name, f.stat().st_size) for f in p.iterdir() if f.suffix in (".safetensors", ".bin", ".gguf"))
-    return digest({"config": (p / "config.json").read_text(), "weights": weights})
 
 
 def _looks_like_hub_id(name: str) -> bool:

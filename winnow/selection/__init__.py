@@ -1,31 +1,6 @@
-"""Selectors: pure functions ``(similarity (M, N), *, limit, seed, query_groups) -> Ordering``.
+"""Targeted selection: similarity of the pool to the query set, a selector's ordering, a budget's prefix.
 
-Every ordering is a full ranking of the pool (or its first ``limit`` items), so any budget is a prefix.
-``NEEDS_POOL_SIMILARITY`` names the selectors that also take ``pool_similarity(indices) -> (n, n)``.
+The selectors are named in ``winnow.registry`` and live one per module (round_robin, greedy,
+transport, knn, random); ``targeted.order_pool`` runs one over stored features, ``subset.select_subset``
+writes the subset. This package file imports nothing, so importing one selector never imports the rest.
 """
-from winnow.selection.greedy import select_all, select_doubly_greedy, select_subtask_topk
-from winnow.selection.knn import select_knn_kde, select_knn_uniform
-from winnow.budget import resolve_budget
-from winnow.selection.ordering import Ordering
-from winnow.selection.random import select_random
-from winnow.selection.round_robin import select_round_robin
-from winnow.selection.similarity import weighted_similarity
-from winnow.selection.transport import select_uot
-
-SELECTORS = {
-    "round_robin": select_round_robin,
-    "doubly_greedy": select_doubly_greedy,
-    "subtask_topk": select_subtask_topk,
-    "uot": select_uot,
-    "knn_uniform": select_knn_uniform,
-    "knn_kde": select_knn_kde,
-    "random": select_random,
-    "all": select_all,
-}
-ALIASES = {"rr": "round_robin", "dg": "doubly_greedy", "subtask": "subtask_topk", "knn-uniform": "knn_uniform",
-           "knn-kde": "knn_kde"}
-NEEDS_POOL_SIMILARITY = {"knn_kde"}
-
-__all__ = ["ALIASES", "NEEDS_POOL_SIMILARITY", "SELECTORS", "Ordering", "resolve_budget", "select_all",
-           "select_doubly_greedy", "select_knn_kde", "select_knn_uniform", "select_random",
-           "select_round_robin", "select_subtask_topk", "select_uot", "weighted_similarity"]

@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from winnow.keys import digest
+from winnow.keys import artifact_key
+from winnow.results import Cascade
 from winnow.selection.ordering import Ordering
+from winnow.registry import selector_code
 from winnow.selection.targeted import order_pool
 from winnow.store import lance
 
@@ -62,7 +64,7 @@ def full_ordering(final: Ordering, candidate_pos: np.ndarray, prefilter: Orderin
 
 
 def plan_cascade(store_uri: str, query_table: str, pool_table: str, *, budget: int, factor: float, tail: float,
-                 selector: str, seed: int) -> dict[str, Any]:
+                 selector: str, seed: int) -> Cascade:
     """Rank the pool in the cheap representation (``query_table`` / ``pool_table``, complete feature tables) and
     store the candidates as ``cascade__<hash>`` (row, prefilter rank, candidate, tail): the table the gradient
     shards read their rows from and selection restricts the pool to. Named by its inputs, so a re-run with the
@@ -71,7 +73,7 @@ def plan_cascade(store_uri: str, query_table: str, pool_table: str, *, budget: i
     settings = {"query": query_table, "pool": pool_table, "pool_version": lance.open_table(db, pool_table).version,
                 "budget": int(budget), "factor": float(factor), "tail": float(tail), "selector": selector,
                 "seed": int(seed)}
-    name = f"cascade__{digest(settings)}"
+    name = artifact_key("cascade", inputs=settings, code=(__name__, *selector_code(selector)))
     if lance.table_exists(db, name):
         t = lance.open_table(db, name).to_lance().to_table(columns=["candidate", "tail"])
         return _handle(name, settings, t)
@@ -93,11 +95,11 @@ def plan_cascade(store_uri: str, query_table: str, pool_table: str, *, budget: i
     return _handle(name, settings, t)
 
 
-def _handle(name: str, settings: dict[str, Any], t: pa.Table) -> dict[str, Any]:
+def _handle(name: str, settings: dict[str, Any], t: pa.Table) -> Cascade:
     cand = np.asarray(t.column("candidate").to_numpy(zero_copy_only=False))
     tail = np.asarray(t.column("tail").to_numpy(zero_copy_only=False))
-    return {"table": name, "pool_rows": len(cand), "candidates": int(cand.sum()), "tail_rows": int(tail.sum()),
-            **{k: settings[k] for k in ("budget", "factor", "tail", "selector")}, "prefilter": settings["pool"]}
+    return Cascade(table=name, prefilter=settings["pool"], pool_rows=len(cand), candidates=int(cand.sum()),
+                   tail_rows=int(tail.sum()))
 
 
 def read_cascade(store_uri: str, name: str) -> tuple[np.ndarray, np.ndarray]:

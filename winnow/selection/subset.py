@@ -3,24 +3,25 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from winnow.data.loaders import write_jsonl
 from winnow.hashing import text_digest
-from winnow.selection import resolve_budget
+from winnow.results import Subset
+from winnow.budget import resolve_budget
 from winnow.selection.cascade import full_ordering, read_cascade
 from winnow.selection.decontaminate import Guard, guarded_prefix
 from winnow.selection.distance import subset_distances
 from winnow.selection.ordering import Ordering
-from winnow.selection.targeted import canonical_selector, order_pool, save_ordering
+from winnow.registry import canonical_selector
+from winnow.selection.targeted import order_pool, save_ordering
 from winnow.store import lance, record_tables
 
 
 def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector: str, budget: int | float, seed: int,
                   out_dir: str | Path, name: str, records_table: str | None = None,
-                  weights: list[float] | None = None, guard: Guard | None = None, cascade: str = "") -> dict[str, Any]:
+                  weights: list[float] | None = None, guard: Guard | None = None, cascade: str = "") -> Subset:
     """Writes ``<name>.jsonl`` (the subset) and ``<name>_ordering.parquet`` (the full ranking) to ``out_dir``.
 
     Returns sizes, examples per source (subset and pool), its distance to the query set and a content digest (cache key for
@@ -63,16 +64,16 @@ def select_subset(store_uri: str, query_table: str, pool_table: str, *, selector
         k, top = len(chosen_idx), ordering.scores[[position[int(i)] for i in chosen_idx]]
     chosen = [pool.ids[i] for i in chosen_idx]
     write_jsonl(out / f"{name}.jsonl", [r.to_json() for r in records])
-    return {"name": name, "selector": selector, "budget": k, "pool_size": n_pool, "decontamination": decontamination,
-            "candidates": len(pool.ids) if cascade else None,
-            "path": str(out / f"{name}.jsonl"), "digest": text_digest(chosen),
-            "sources": dict(Counter(r.source for r in records)),
-            "pool_sources": dict(Counter(full.sources if cascade else pool.sources)),
-            "distances": subset_distances(S, chosen_idx), "top_scores": [float(s) for s in top]}
+    return Subset(name=name, selector=selector, path=str(out / f"{name}.jsonl"), digest=text_digest(chosen), size=k,
+                  pool_size=n_pool, sources=dict(Counter(r.source for r in records)),
+                  pool_sources=dict(Counter(full.sources if cascade else pool.sources)),
+                  distances=subset_distances(S, chosen_idx), decontamination=decontamination,
+                  ordering=str(out / f"{name}_ordering.parquet"), candidates=len(pool.ids) if cascade else None,
+                  top_scores=tuple(float(s) for s in top))
 
 
 def write_subset(store_uri: str, records_table: str, row_idx: list[int], path: str | Path,
-                 guard: Guard | None = None) -> dict[str, Any]:
+                 guard: Guard | None = None) -> Subset:
     """A subset given by rows (the experiment's full-data and distance-quantile cells), read by row and written
     the same way ``select_subset`` writes its subsets; with a ``guard``, copies of test items are left out."""
     db = lance.connect(store_uri)
@@ -87,6 +88,6 @@ def write_subset(store_uri: str, records_table: str, row_idx: list[int], path: s
         write_jsonl(Path(path).with_name(Path(path).stem + "_contaminated.jsonl"), decontamination["found"])
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     write_jsonl(path, [r.to_json() for r in records])
-    return {"path": str(path), "digest": text_digest([r.id for r in records]), "size": len(records),
-            "excluded_rows": excluded, "sources": dict(Counter(r.source for r in records)),
-            "decontamination": decontamination}
+    return Subset(name=Path(path).stem, selector="rows", path=str(path), digest=text_digest([r.id for r in records]),
+                  size=len(records), pool_size=len(rows), sources=dict(Counter(r.source for r in records)),
+                  pool_sources={}, decontamination=decontamination, excluded_rows=tuple(excluded))

@@ -16,18 +16,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from winnow.errors import ConfigError
-from winnow.selection import ALIASES, NEEDS_POOL_SIMILARITY, SELECTORS, Ordering, weighted_similarity
+from winnow.selection.ordering import Ordering
+from winnow.registry import SELECTORS, canonical_selector, selector_fn
+from winnow.selection.similarity import weighted_similarity
 from winnow.store import feature_tables, lance
 from winnow.store.feature_tables import FeatureIndex
-
-
-def canonical_selector(name: str) -> str:
-    name = ALIASES.get(name, name)
-    if name not in SELECTORS:
-        raise ConfigError(f"selection.selector: unknown selector {name!r}; choose from {sorted(SELECTORS)} "
-                          f"or {sorted(ALIASES)}")
-    return name
 
 
 def order_pool(store_uri: str, query_table: str, pool_table: str, *, selector: str, seed: int,
@@ -49,7 +42,7 @@ def order_pool(store_uri: str, query_table: str, pool_table: str, *, selector: s
     S = streamed_similarity(db, pool_table, pool, query.vectors, w)  # (M, N)
     name = canonical_selector(selector)
     extra: dict[str, Any] = {}
-    if name in NEEDS_POOL_SIMILARITY:
+    if SELECTORS[name].needs_pool_similarity:
         fetched: dict[str, np.ndarray] = {}
 
         def pool_similarity(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
@@ -59,7 +52,7 @@ def order_pool(store_uri: str, query_table: str, pool_table: str, *, selector: s
             vec = fetched["cols"]
             return weighted_similarity(vec[:, where], vec, w)
         extra["pool_similarity"] = pool_similarity
-    return SELECTORS[name](S, seed=seed, query_groups=query.tasks, **extra), pool, S
+    return selector_fn(name)(S, seed=seed, query_groups=query.tasks, **extra), pool, S
 
 
 def streamed_similarity(db: Any, pool_table: str, pool: FeatureIndex, query: np.ndarray, weights: np.ndarray,

@@ -9,38 +9,39 @@ from typing import Any
 from winnow.data.formatting import encode
 from winnow.data.records import Record
 from winnow.keys import artifact_key
-from winnow.models.loading import load_model, load_tokenizer, model_fingerprint, set_threads
+from winnow.steps import STEPS
+from winnow.fingerprint import ModelRef
+from winnow.models.loading import load_model, load_tokenizer, set_threads
 from winnow.settings import LoraSettings, ModelSettings, TrainSettings, WarmupSettings
 from winnow.training.trainer import train_lora
 
 
 def result_settings(model: ModelSettings) -> dict[str, Any]:
     """The model settings that change a trained adapter or a feature (not where or how many threads it ran
-    on, nor the name, which ``model_fingerprint`` replaces by what the model is)."""
+    on, nor the name: the key takes the model's content fingerprint instead)."""
     return model.model_dump(mode="json", exclude={"name", "device", "num_threads"})
 
 
-def warmup_key(pool_table: str, pool_version: int, model_path: str, model: ModelSettings,
+def warmup_key(pool_table: str, pool_version: int, base: ModelRef | str, model: ModelSettings,
                warmup: WarmupSettings) -> str:
     """The warm-up's artifact key: the pool table version it samples, the model, the settings, the code."""
-    return artifact_key("warmup", inputs={"pool": pool_table, "version": pool_version,
-                                          "model": model_fingerprint(model_path)},
-                        settings={"model": result_settings(model), "warmup": warmup}, code=(__name__,))
+    return STEPS["warmup"].key(inputs={"pool": pool_table, "version": pool_version}, models=(base,),
+                               settings={"model": result_settings(model), "warmup": warmup})
 
 
-def feature_space_key(pool_table: str, model_path: str, model: ModelSettings, warmup: WarmupSettings) -> str:
+def feature_space_key(pool_table: str, base: ModelRef | str, model: ModelSettings, warmup: WarmupSettings) -> str:
     """A pool table's feature space: its warm-up without the table version. Features of rows under one space
     are comparable, so a grown table keeps the space (and its old rows' features) until asked to re-warm."""
-    return artifact_key("space", inputs={"pool": pool_table, "model": model_fingerprint(model_path)},
+    return artifact_key("space", inputs={"pool": pool_table}, models=(base,),
                         settings={"model": result_settings(model), "warmup": warmup}, code=(__name__,))
 
 
-def finetune_key(subset_digest: str, model_path: str, model: ModelSettings, train: TrainSettings,
+def finetune_key(subset_digest: str, base: ModelRef | str, model: ModelSettings, train: TrainSettings,
                  lora: LoraSettings) -> str:
     """The one key of every fine-tune (curate, compare, experiment cells, mixture trials and proxies, retrain):
     the subset's content, the model, the settings and the training code. A repeated subset never re-trains."""
-    return artifact_key("finetune", inputs={"subset": subset_digest, "model": model_fingerprint(model_path)},
-                        settings={"model": result_settings(model), "train": train, "lora": lora}, code=(__name__,))
+    return STEPS["finetune"].key(inputs={"subset": subset_digest}, models=(base,),
+                                 settings={"model": result_settings(model), "train": train, "lora": lora})
 
 
 def warmup_sample(n_pool: int, warmup: WarmupSettings) -> list[int]:

@@ -17,9 +17,8 @@ import optuna
 
 from winnow.budget import resolve_budget
 from winnow.errors import ConfigError
+from winnow.registry import FEATURISED
 from winnow.settings import ParamSpec, TuneSettings, WinnowSettings, _set_dotted, build_settings
-
-REPRESENTATIONS = ("gradients", "hidden", "embedding")
 
 
 def distributions(space: dict[str, ParamSpec]) -> dict[str, optuna.distributions.BaseDistribution]:
@@ -57,9 +56,9 @@ def check_space(base: WinnowSettings) -> list[str]:
     for key, p in base.tune.space.items():
         values = list(p.choices) if p.choices is not None else [p.low, p.high]
         if key == "representation":
-            unknown = [v for v in values if v not in REPRESENTATIONS]
+            unknown = [v for v in values if v not in FEATURISED]
             if unknown or p.choices is None:
-                problems.append(f"tune.space.representation: choose from {list(REPRESENTATIONS)}, got {values}")
+                problems.append(f"tune.space.representation: choose from {', '.join(FEATURISED)}, got {values}")
             reps = list(dict.fromkeys(values))
             continue
         node: Any = known

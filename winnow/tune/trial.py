@@ -16,8 +16,10 @@ from typing import Any
 
 from winnow.data.records import Record
 from winnow.evaluation.evaluate import evaluate, metric_reward
-from winnow.keys import artifact_key
-from winnow.models.loading import load_tokenizer, model_fingerprint, resolve_device
+from winnow.steps import STEPS
+from winnow.fingerprint import ModelRef
+from winnow.results import Evaluation
+from winnow.models.loading import load_tokenizer, resolve_device
 from winnow.settings import EvalSettings, LoraSettings, ModelSettings, TrainSettings
 from winnow.training.runs import result_settings, train_on
 from winnow.training.trainer import LOG_FILE
@@ -25,19 +27,18 @@ from winnow.training.trainer import LOG_FILE
 HISTORY = "val_history.json"
 
 
-def checked_key(subset_digest: str, model_path: str, model: ModelSettings, train: TrainSettings, lora: LoraSettings,
+def checked_key(subset_digest: str, base: ModelRef | str, model: ModelSettings, train: TrainSettings, lora: LoraSettings,
                 val_digest: str, eval_settings: EvalSettings, score: str) -> str:
     """A checked fine-tune's key: a fine-tune's (subset content, model, settings) plus what checks it (the
     validation split's content and how it is scored), and this module's code."""
-    return artifact_key("checked", inputs={"subset": subset_digest, "model": model_fingerprint(model_path),
-                                           "val": val_digest},
+    return STEPS["checked_finetune"].key(inputs={"subset": subset_digest, "val": val_digest}, models=(base,),
                         settings={"model": result_settings(model), "train": train, "lora": lora,
-                                  "eval": eval_settings, "score": score}, code=(__name__,))
+                                  "eval": eval_settings, "score": score})
 
 
-def value_of(metrics: dict[str, Any], score: str) -> float:
+def value_of(metrics: Evaluation, score: str) -> float:
     """What the study maximises: the metric, or minus the response loss."""
-    return float(metrics["score"]) if score == "metric" else -float(metrics["response_loss"])
+    return float(metrics.score) if score == "metric" else -float(metrics.response_loss)
 
 
 def train_with_checks(records: list[Record], val: list[Record], *, model_path: str, model: ModelSettings,
@@ -65,8 +66,8 @@ def train_with_checks(records: list[Record], val: list[Record], *, model_path: s
         m = evaluate(net, tok, val, eval_settings, max_length=model.max_length, reward=reward, progress=False,
                      device=device)
         value = value_of(m, score)
-        history.append({"epoch": epoch, "step": step, "value": value, "score": m["score"],
-                        "response_loss": m["response_loss"], "adapter": str(out_dir / f"epoch-{epoch}" / "adapter")})
+        history.append({"epoch": epoch, "step": step, "value": value, "score": m.score,
+                        "response_loss": m.response_loss, "adapter": str(out_dir / f"epoch-{epoch}" / "adapter")})
         return report(epoch, value)
 
     summary = train_on(records, model_path=model_path, model=model, train=train, lora=lora, out_dir=out_dir,

@@ -25,8 +25,11 @@ LAYOUT_OF = {
     "sharegpt": lambda p: {"conversations": [{"from": "human", "value": p["prompt"]},
                                              {"from": "gpt", "value": p["response"]}]},
     "qa": lambda p: {"question": p["prompt"], "answer": p["response"]},
+    # TRL's conversational prompt/completion: both sides are lists of messages
+    "trl_conversational": lambda p: {"prompt": [{"role": "user", "content": p["prompt"]}],
+                                     "completion": [{"role": "assistant", "content": p["response"]}]},
 }
-DETECTED = {"content_parts": "messages", "prompt_completion": "prompt_response"}
+DETECTED = {"content_parts": "messages", "prompt_completion": "prompt_response", "trl_conversational": "prompt_response"}
 
 
 def _chats(res) -> list[tuple]:
@@ -149,3 +152,37 @@ def test_non_text_content_part_is_quarantined_naming_the_part(tmp_path: Path) ->
     assert len(res.records) == 1
     assert (res.quarantined[0].field, res.quarantined[0].line) == ("messages[0].content[1]", 1)
     assert "'image_url'" in res.quarantined[0].reason
+
+
+def test_trl_text_records_train_on_their_whole_text(tmp_path: Path) -> None:
+    """TRL's language-modelling layout: the text is the response to an empty prompt, so all of it is trained on."""
+    path = tmp_path / "lm.jsonl"
+    path.write_text(json.dumps({"text": "The quick brown fox."}) + "\n" + json.dumps({"text": ""}) + "\n")
+    res = load_records(path)
+    assert _chats(res) == [(("user", ""), ("assistant", "The quick brown fox."))] and res.layouts == {"text": 1}
+    assert [(q.line, q.field) for q in res.quarantined] == [(2, "messages[1].content")]
+
+
+@pytest.mark.parametrize("delimiter,suffix", [(",", ".csv"), ("\t", ".tsv")])
+def test_csv_and_tsv_with_a_header_load_and_a_bad_row_costs_only_itself(delimiter: str, suffix: str,
+                                                                          tmp_path: Path, expected) -> None:
+    import csv
+
+    path = tmp_path / f"pairs{suffix}"
+    with path.open("w", newline="") as f:
+        w = csv.writer(f, delimiter=delimiter)
+        w.writerow(["question", "answer"])
+        for p in PAIRS[:2]:
+            w.writerow([p["prompt"], p["response"]])
+        w.writerow(["a prompt with no answer", ""])  # line 4: its response is missing
+        w.writerow(["one", "two", "three"])  # line 5: more cells than columns
+        for p in PAIRS[2:]:
+            w.writerow([p["prompt"], p["response"]])
+    res = load_records(path)
+    assert _chats(res) == expected and res.read_as["container"] == suffix[1:]
+    assert [(q.line, q.field) for q in res.quarantined] == [(4, "response"), (5, "<row>")]
+
+
+def test_a_missing_csv_says_it_does_not_exist(tmp_path: Path) -> None:
+    with pytest.raises(DataFormatError, match="does not exist"):
+        load_records(tmp_path / "absent.csv")

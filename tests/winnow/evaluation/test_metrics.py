@@ -72,8 +72,8 @@ def test_multiple_choice_picks_the_most_likely_choice(tiny_model_path: str) -> N
         nll = [_summed_nll(model, tok, Record("x", (*r.messages[:-1], ("assistant", c)), "s", "t")) for c in r.choices]
         assert p == int(np.argmin(nll))
     out = evaluate(model, tok, recs, EvalSettings(metric="mc_accuracy"), max_length=128, progress=False)
-    assert out["metric"] == "mc_accuracy" and out["score"] == pytest.approx(0.5)  # gold is choice 0: "a" half the time
-    assert [p["score"] for p in out["predictions"]] == [1.0, 0.0, 1.0, 0.0]
+    assert out.metric == "mc_accuracy" and out.score == pytest.approx(0.5)  # gold is choice 0: "a" half the time
+    assert [p["score"] for p in out.predictions] == [1.0, 0.0, 1.0, 0.0]
 
 
 def test_multiple_choice_without_choices_is_a_config_error(tiny_model_path: str) -> None:
@@ -87,8 +87,8 @@ def test_token_f1_and_losses_end_to_end(tiny_model_path: str) -> None:
     model, tok = _tiny(tiny_model_path)
     recs = [parse_record({"prompt": f"say {w}", "response": w, "source": "s", "task": "t"}) for w in ("cat", "dog")]
     out = evaluate(model, tok, recs, EvalSettings(metric="token_f1", max_new_tokens=4), max_length=64, progress=False)
-    assert out["metric"] == "token_f1" and 0 <= out["score"] <= 1 and out["response_loss"] > 0
-    assert [p["score"] for p in out["predictions"]] == [token_f1(p["prediction"], p["gold"]) for p in out["predictions"]]
+    assert out.metric == "token_f1" and 0 <= out.score <= 1 and out.response_loss > 0
+    assert [p["score"] for p in out.predictions] == [token_f1(p["prediction"], p["gold"]) for p in out.predictions]
 
 
 def test_each_record_may_name_its_own_metric(tiny_model_path: str, tmp_path) -> None:
@@ -107,12 +107,12 @@ def test_each_record_may_name_its_own_metric(tiny_model_path: str, tmp_path) -> 
     user = parse_record({**prompt, "metric": "tests.fixtures.rewards:length"})
     out = evaluate(model, tok, [mc[0], user, mc[1], parse_record(prompt)],
                    EvalSettings(metric="exact_match", max_new_tokens=4), max_length=128, progress=False)
-    preds = out["predictions"]
+    preds = out.predictions
     assert [p["score"] for p in preds] == [1.0, float(len(preds[1]["prediction"].strip())), 0.0, 0.0]
     assert [p["metric"] for p in preds] == ["mc_accuracy", "tests.fixtures.rewards:length", "mc_accuracy", "exact_match"]
-    assert out["score"] == pytest.approx(np.mean([p["score"] for p in preds]))
-    assert out["metric"] == "mc_accuracy + tests.fixtures.rewards:length + exact_match"
-    assert out["by_metric"]["mc_accuracy"] == {"n": 2, "score": 0.5} and out["by_metric"]["exact_match"]["n"] == 1
+    assert out.score == pytest.approx(np.mean([p["score"] for p in preds]))
+    assert out.metric == "mc_accuracy + tests.fixtures.rewards:length + exact_match"
+    assert out.by_metric["mc_accuracy"] == {"n": 2, "score": 0.5} and out.by_metric["exact_match"]["n"] == 1
     path = tmp_path / "suite.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in [{**prompt, "metric": "bleu"},
                                                            {**prompt, "metric": "token_f1"}]))
@@ -130,8 +130,8 @@ def test_pass_at_k_samples_and_runs_the_tests(tiny_model_path: str) -> None:
                         "source": "s", "task": "t"})
     out = evaluate(model, tok, [rec], EvalSettings(metric="pass@2", samples=3, max_new_tokens=4), max_length=64,
                    progress=False)
-    p = out["predictions"][0]
-    assert (p["samples"], p["passed"], out["score"]) == (3, 0, 0.0)
+    p = out.predictions[0]
+    assert (p["samples"], p["passed"], out.score) == (3, 0, 0.0)
 
 
 def test_reward_model_metric_through_the_evaluation(tiny_model_path: str, tmp_path) -> None:
@@ -154,9 +154,9 @@ def test_reward_model_metric_through_the_evaluation(tiny_model_path: str, tmp_pa
     recs = [parse_record({"prompt": f"say {w}", "response": w, "source": "s", "task": "t"}) for w in ("cat", "dog")]
     out = evaluate(model, tok2, recs, settings, max_length=64, progress=False)
     reward = metric_reward(settings)
-    assert out["metric"] == "reward-model"
-    assert [p["score"] for p in out["predictions"]] == pytest.approx([reward(r, p["prediction"])
-                                                                      for r, p in zip(recs, out["predictions"])])
+    assert out.metric == "reward-model"
+    assert [p["score"] for p in out.predictions] == pytest.approx([reward(r, p["prediction"])
+                                                                      for r, p in zip(recs, out.predictions)])
 
 
 def test_judge_metric_through_evaluate(tiny_model_path: str) -> None:
@@ -171,8 +171,8 @@ def test_judge_metric_through_evaluate(tiny_model_path: str) -> None:
     with _judge_server(lambda body: next(replies)) as (url, seen):
         out = evaluate(model, tok, recs, EvalSettings(metric="judge", judge_url=url, judge_model="m", max_new_tokens=4),
                        max_length=64, progress=False, judge_api_key="sk-eval")
-    assert [p["score"] for p in out["predictions"]] == [pytest.approx(0.8), 0.0] and out["score"] == pytest.approx(0.4)
-    assert out["metric"] == "judge" and out["counters"] == {"calls": 2, "timeouts": 0, "refusals": 1}
+    assert [p["score"] for p in out.predictions] == [pytest.approx(0.8), 0.0] and out.score == pytest.approx(0.4)
+    assert out.metric == "judge" and out.counters == {"calls": 2, "timeouts": 0, "refusals": 1}
     assert all(auth == "Bearer sk-eval" for _, auth in seen)
     asked = seen[0][0]["messages"][1]["content"]
-    assert "capital of country 0?" in asked and out["predictions"][0]["prediction"] in asked
+    assert "capital of country 0?" in asked and out.predictions[0]["prediction"] in asked

@@ -40,12 +40,12 @@ def test_cells_and_keys() -> None:
     # zero-shot 1, full 2 seeds, per budget x seed: random + 2 reps x 2 selectors, quantiles 3 x 2 seeds
     assert len(cells) == 1 + 2 + 2 * 2 * (1 + 4) + 3 * 2
     assert {c.selector for c in cells if "/" in c.method} == {"round_robin", "doubly_greedy"}
-    keys = {c.key("f") for c in cells}
-    assert len(keys) == len(cells) and {c.key("g") for c in cells}.isdisjoint(keys)
+    keys = {c.key({"pool": "f"}) for c in cells}
+    assert len(keys) == len(cells) and {c.key({"pool": "g"}) for c in cells}.isdisjoint(keys)
     fewer = plan_cells(_cfg(distance={"quantiles": 3, "sample": 2, "seeds": [0]}))
     assert len([c for c in fewer if c.method == "quantile"]) == 3
     more = plan_cells(_cfg(seeds=[0, 1, 2]))  # adding a seed keeps every old cell (and its key)
-    assert keys < {c.key("f") for c in more}
+    assert keys < {c.key({"pool": "f"}) for c in more}
 
 
 def test_bad_config_names_the_field(tmp_path) -> None:

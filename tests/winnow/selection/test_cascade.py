@@ -62,18 +62,18 @@ def test_cascade_selection_orders_the_candidates_and_saves_a_full_ordering(tmp_p
     _store(tmp_path)
     uri = str(tmp_path)
     handle = plan_cascade(uri, "cheap_q", "cheap", budget=3, factor=2, tail=0.5, selector="doubly_greedy", seed=0)
-    assert (handle["candidates"], handle["tail_rows"], handle["pool_rows"]) == (9, 3, 30)
+    assert (handle.candidates, handle.tail_rows, handle.pool_rows) == (9, 3, 30)
     assert plan_cascade(uri, "cheap_q", "cheap", budget=3, factor=2, tail=0.5, selector="doubly_greedy",
-                        seed=0)["table"] == handle["table"]  # found again by its inputs
-    cand, prefilter = read_cascade(uri, handle["table"])
+                        seed=0).table == handle.table  # found again by its inputs
+    cand, prefilter = read_cascade(uri, handle.table)
     cheap_order, _, _ = order_pool(uri, "cheap_q", "cheap", selector="doubly_greedy", seed=0)
     assert prefilter.tolist() == cheap_order.indices.tolist()  # rows = positions in this pool
 
     out = tmp_path / "out"
     sub = select_subset(uri, "grads_q", "grads", selector="doubly_greedy", budget=3, seed=0, out_dir=out, name="sel",
-                        cascade=handle["table"])
+                        cascade=handle.table)
     chosen = [json.loads(line)["id"] for line in (out / "sel.jsonl").read_text().splitlines()]
-    assert sub["pool_size"] == 30 and sub["candidates"] == 9 and len(chosen) == 3
+    assert sub.pool_size == 30 and sub.candidates == 9 and len(chosen) == 3
     assert {int(c[1:]) for c in chosen} <= set(cand.tolist())
     # The same selector over the candidates' rows alone gives the same prefix: the cascade is a restriction.
     inside, pool, _ = order_pool(uri, "grads_q", "grads", selector="doubly_greedy", seed=0, rows=cand)
@@ -83,7 +83,7 @@ def test_cascade_selection_orders_the_candidates_and_saves_a_full_ordering(tmp_p
     scores = np.asarray(ordering.column("score").to_pylist(), dtype=float)
     assert np.isfinite(scores[:9]).all() and np.isnan(scores[9:]).all()
     meta = json.loads(ordering.schema.metadata[b"winnow"])
-    assert meta["cascade"] == handle["table"] and meta["settings"]["cascade"]["candidates"] == 9
+    assert meta["cascade"] == handle.table and meta["settings"]["cascade"]["candidates"] == 9
 
 
 def test_a_planted_example_found_by_the_prefilter_ranks_first(tmp_path) -> None:
@@ -94,12 +94,12 @@ def test_a_planted_example_found_by_the_prefilter_ranks_first(tmp_path) -> None:
     full, pool, _ = order_pool(uri, "grads_q", "grads", selector="round_robin", seed=0)
     assert pool.ids[full.indices[0]] == "r17"
     everything = plan_cascade(uri, "cheap_q", "cheap", budget=3, factor=10, tail=0.0, selector="round_robin", seed=0)
-    assert everything["candidates"] == 30
+    assert everything.candidates == 30
     sub = select_subset(uri, "grads_q", "grads", selector="round_robin", budget=3, seed=0, out_dir=tmp_path / "o",
-                        name="all", cascade=everything["table"])
+                        name="all", cascade=everything.table)
     plain = select_subset(uri, "grads_q", "grads", selector="round_robin", budget=3, seed=0, out_dir=tmp_path / "o",
                           name="plain")
-    assert sub["digest"] == plain["digest"]
+    assert sub.digest == plain.digest
     lines = (tmp_path / "o" / "all.jsonl").read_text().splitlines()
     assert json.loads(lines[0])["id"] == "r17"
 

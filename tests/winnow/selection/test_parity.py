@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from winnow.selection import SELECTORS, weighted_similarity
+from winnow.registry import selector_fn
+from winnow.selection.similarity import weighted_similarity
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "parity" / "tis"
 CASES = json.loads((DATA / "tis_parity_orderings.json").read_text())["cases"]
@@ -26,7 +27,7 @@ def test_first_k_equal_the_reference(case: dict, selector: str) -> None:
     query = np.stack([INPUTS[f"{name}_query_{c}"] for c in range(case["checkpoints"])]).astype(np.float32)
     np.testing.assert_allclose(weighted_similarity(query, pool, w), S, atol=1e-5)  # the inputs mean what they say
     extra = {"pool_similarity": lambda r, c: weighted_similarity(pool[:, r], pool[:, c], w)} if selector == "knn_kde" else {}
-    got = SELECTORS[selector](S, seed=0, **extra).indices[:k].tolist()
+    got = selector_fn(selector)(S, seed=0, **extra).indices[:k].tolist()
     assert got == case[selector], f"{selector} on {name}: first difference at {_first_diff(got, case[selector])}"
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from winnow.selection import NEEDS_POOL_SIMILARITY, SELECTORS
+from winnow.registry import SELECTOR_NAMES as NAMES, SELECTORS, selector_fn
 from winnow.selection.distance import subset_distances
 from winnow.selection.knn import select_knn_kde, select_knn_uniform
 from winnow.selection.transport import select_uot, transport_plan
@@ -21,27 +21,27 @@ def _case(M: int, N: int, seed: int = 0, d: int = 8):
 
 
 def _kwargs(name: str, P: np.ndarray) -> dict:
-    return {"pool_similarity": lambda r, c: P[r] @ P[c].T} if name in NEEDS_POOL_SIMILARITY else {}
+    return {"pool_similarity": lambda r, c: P[r] @ P[c].T} if SELECTORS[name].needs_pool_similarity else {}
 
 
-@pytest.mark.parametrize("name", sorted(SELECTORS))
+@pytest.mark.parametrize("name", sorted(NAMES))
 def test_contract_permutation_prefix_determinism(name: str) -> None:
     S, P = _case(4, 30)
     kw = _kwargs(name, P)
-    full = SELECTORS[name](S, seed=5, query_groups=["a", "a", "b", "b"], **kw)
+    full = selector_fn(name)(S, seed=5, query_groups=["a", "a", "b", "b"], **kw)
     assert sorted(full.indices.tolist()) == list(range(30)) and len(full.scores) == 30
-    again = SELECTORS[name](S, seed=5, query_groups=["a", "a", "b", "b"], **kw)
+    again = selector_fn(name)(S, seed=5, query_groups=["a", "a", "b", "b"], **kw)
     np.testing.assert_array_equal(full.indices, again.indices)
-    head = SELECTORS[name](S, limit=7, seed=5, query_groups=["a", "a", "b", "b"], **kw)
+    head = selector_fn(name)(S, limit=7, seed=5, query_groups=["a", "a", "b", "b"], **kw)
     np.testing.assert_array_equal(head.indices, full.indices[:7])
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.integers(1, 5), st.integers(2, 25), st.integers(0, 10_000), st.sampled_from(sorted(SELECTORS)))
+@given(st.integers(1, 5), st.integers(2, 25), st.integers(0, 10_000), st.sampled_from(sorted(NAMES)))
 def test_property_any_shape(M: int, N: int, seed: int, name: str) -> None:
     S, P = _case(M, N, seed)
     S = np.round(S * 4) / 4  # many ties
-    o = SELECTORS[name](S, seed=seed, query_groups=[str(i % 2) for i in range(M)], **_kwargs(name, P))
+    o = selector_fn(name)(S, seed=seed, query_groups=[str(i % 2) for i in range(M)], **_kwargs(name, P))
     assert sorted(o.indices.tolist()) == list(range(N))
 
 
@@ -49,12 +49,12 @@ def test_doubly_greedy_and_subtask_against_loops() -> None:
     S, _ = _case(6, 40, seed=3)
     groups = ["x", "y", "x", "z", "y", "x"]
     dg = sorted(range(40), key=lambda j: (-max(S[i, j] for i in range(6)), j))
-    assert SELECTORS["doubly_greedy"](S).indices.tolist() == dg
+    assert selector_fn("doubly_greedy")(S).indices.tolist() == dg
 
     def subtask(j: int) -> float:
         return max(np.mean([S[i, j] for i in range(6) if groups[i] == g]) for g in set(groups))
     ref = sorted(range(40), key=lambda j: (-round(subtask(j), 6), j))
-    assert SELECTORS["subtask_topk"](S, query_groups=groups).indices.tolist() == ref
+    assert selector_fn("subtask_topk")(S, query_groups=groups).indices.tolist() == ref
 
 
 def test_knn_kde_downweights_near_duplicates() -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from winnow.data.records import parse_record
 from winnow.errors import ConfigError
-from winnow.selection import weighted_similarity
+from winnow.selection.similarity import weighted_similarity
 from winnow.selection.targeted import order_pool, streamed_similarity
 from winnow.store import feature_tables, lance
 

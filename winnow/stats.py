@@ -76,3 +76,15 @@ def paired_vs_random(df: pd.DataFrame, metric: str, per_example: dict[str, np.nd
                 row["boot_over"] = interval_label(len(ex))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def paired_difference(method: np.ndarray, baseline: np.ndarray, level: float = 0.95) -> dict[str, Any]:
+    """Method minus baseline from two seeds × test examples matrices scored on the same items with the same
+    seeds: the mean difference, its t-interval over seeds and its hierarchical bootstrap over seeds × examples.
+    The one paired comparison every report uses (experiment, tune, compare, mixture, the verdict)."""
+    method, baseline = np.atleast_2d(method), np.atleast_2d(baseline)
+    diff, t_lo, t_hi = t_interval(method.mean(axis=1) - baseline.mean(axis=1), level)
+    b_lo, b_hi = hierarchical_interval(method - baseline, level)
+    return {"diff": diff, "t_low": t_lo, "t_high": t_hi, "boot_low": b_lo, "boot_high": b_hi,
+            "boot_over": interval_label(method.shape[0]), "n_seeds": int(method.shape[0]),
+            "n_examples": int(method.shape[1])}

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from winnow.experiment.stats import hierarchical_interval, paired_vs_random, summarize, t_interval
+from winnow.stats import hierarchical_interval, paired_vs_random, summarize, t_interval
 
 
 def _df() -> pd.DataFrame:
