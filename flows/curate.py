@@ -18,6 +18,7 @@ from tasks.data import unlabelled_task, validation_split_task
 from tasks.report import publish_task
 from winnow.budget import describe_budget
 from winnow.data.loaders import jsonl_text
+from winnow.export import run_outputs
 from winnow.recipe import curation
 from winnow.reports.curate import render_curation, sources
 from winnow.reports.guard import guard_warnings
@@ -69,7 +70,8 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
                    **({"lm_eval": e.lm_eval} if e.lm_eval else {})} for k, e in res.evals.items()}
     metrics = {"results": summary, "budget": sel.size, "selector": sel.selector, "models": models,
                "verdict": {k: v for k, v in judged.items() if k != "lines"}, "planted_recall": planted,
-               "versions": versions or {}, "timings": res.timings, "artifacts": list(res.artifacts)}
+               "versions": versions or {}, "timings": res.timings, "artifacts": list(res.artifacts),
+               "outputs": run_outputs(res, pool, files["test"])}
     files_out = {"settings.yaml": settings_yaml, "metrics.json": json.dumps(metrics, indent=1, default=str),
                  "quarantine.jsonl": jsonl_text([q for d in res.reads.values() for q in d.quarantine]),
                  **{f"predictions_{k}.jsonl": jsonl_text(e.predictions) for k, e in res.evals.items()}}
@@ -77,6 +79,6 @@ def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any],
                           tables={"results": ("base / random / selected on the test set", results_table(res.evals)),
                                   "quarantine": ("quarantined records per set and reason", quarantine_rows(res.reads)),
                                   "subset-sources": ("examples per source in each subset", rows)})
-    return {"report": report, "budget": sel.size, "models": models, "verdict": judged,
+    return {"report": report, "out": str(out_dir), "selector": sel.selector, "budget": sel.size, "models": models, "verdict": judged,
             "warnings": guard_warnings({k: s.decontamination for k, s in res.subsets.items()}),
             "results": {k: e.scores() for k, e in res.evals.items()}}

@@ -19,7 +19,7 @@ from winnow.data.readers import describe_read
 from winnow.reports.publish import ui_key
 from winnow.results import DataSet
 from winnow.settings import DataSettings
-from winnow.store.ingest import data_files, ingest_file
+from winnow.store.ingest import check_files, data_files, ingest_file
 
 POOL_UPDATED = "winnow.pool.updated"
 
@@ -54,6 +54,7 @@ def ingest_flow(paths: list[str], table: str = "pool", store_uri: str = "", data
     store_uri = store_uri or env.store_uri
     options = DataSettings.model_validate(data or {})
     files = data_files(paths)
+    check_files(files, store_uri, table, options.format, options.map)  # all files or none
     results = [ingest_file_task(f, store_uri, table, options) for f in files]
     added = sum(d.added for d, _ in results)
     rows = [_row(d, skipped) for d, skipped in results]

@@ -23,8 +23,11 @@ from flows.run import Run, open_run
 from flows.runtime import deployment_task_runner
 from flows.steps import featurise, load_data, select, target_files
 from flows.tune_final import finish
+from flows.validation import planted_recall
 from tasks.data import validation_split_task
 from tasks.tune import checked_finetune_task
+from winnow.budget import resolve_budget
+from winnow.data.loaders import load_records
 from winnow.errors import ConfigError, WinnowError
 from winnow.hashing import file_digest
 from winnow.recipe import Arm, Recipe
@@ -41,11 +44,28 @@ def run_trial(run: Run, number: int, representation: str, feats: Features, pool_
     sel, (base, model), cfg = run.cfg.selection, run.trained, run.cfg
     arm = Arm(name=f"trial-{number}", representation=representation, selector=sel.selector, budget=sel.budget,
               seed=sel.seed)
+    if cfg.tune.score == "planted_recall":
+        return planted_trial(run, arm, feats, pool_table, split)
     sub = select(run, arm, pool_table, feats, Path(run.work_dir) / "tune" / study / "subsets", [split.val, split.test])
     res = checked_finetune_task.submit(sub.path, sub.digest, base, model, cfg.finetune, cfg.finetune_lora, split.val,
                                        file_digest(split.val), cfg.eval, run.work_dir, storage, study, number, cfg.tune,
                                        max_epochs).result()
     return {**res, "budget": sub.size}
+
+
+def planted_trial(run: Run, arm: Arm, feats: Features, pool_table: str, split: Split) -> dict[str, Any]:
+    """The ``planted_recall`` objective: the validation rows planted in the pool, ranked by this trial's
+    representation and selector; its value is their recall within the budget (random: chance). No fine-tune."""
+    from winnow.store import lance
+
+    rows = lance.open_table(lance.connect(run.store_uri), pool_table).count_rows()
+    n = resolve_budget(arm.budget, rows)
+    got = planted_recall(run, split.val, [arm], feats, {arm.name: n}).get(arm.name)
+    if got is None and arm.selector != "random":
+        raise ConfigError(f"tune.score=planted_recall: representation {arm.representation!r} cannot be planted")
+    value = got["recall"] if got else n / (rows + len(load_records(split.val).records))
+    return {"history": [{"epoch": 0, "value": value}], "pruned": False, "steps": 0, "adapter": "", "reused": False,
+            "budget": n}
 
 
 def study_name(storage: str, family: str, pool_rows: int, min_growth: float) -> tuple[str | None, str]:

@@ -47,9 +47,9 @@ def finish(run: Run, st: optuna.Study, pool: DataSet, feats: Features, split: Sp
     # per seed × test example: the metric, the response loss, and what the study maximised (one of the two)
     per_ex = {m: {k: np.array([[p[k] for p in e.predictions] for e in evals[m]]) for k in ("score", "loss")}
               for m in evals}
-    crit = {m: per_ex[m]["score"] if tcfg.score == "metric" else -per_ex[m]["loss"] for m in per_ex}
+    crit = {m: per_ex[m]["score"] if tcfg.score != "neg_loss" else -per_ex[m]["loss"] for m in per_ex}
     metric = evals["best"][0].metric
-    paired = paired_row(metric if tcfg.score == "metric" else "−response_loss",
+    paired = paired_row(metric if tcfg.score != "neg_loss" else "−response_loss",
                         paired_difference(crit["best"], crit["random"]))
     tests = test_rows(per_ex, metric, resolve_budget(bcfg.selection.budget, pool.rows))
 
@@ -65,7 +65,7 @@ def finish(run: Run, st: optuna.Study, pool: DataSet, feats: Features, split: Sp
     plot_study([t.user_attrs.get("steps", 0) for t in finished],
                [t.value if t.state == TrialState.COMPLETE else t.user_attrs.get("last_value") for t in finished],
                [t.state == TrialState.PRUNED for t in finished], grid["steps"],
-               "score" if tcfg.score == "metric" else "−response loss", out_dir / "best_so_far.png")
+               "score" if tcfg.score != "neg_loss" else "−response loss", out_dir / "best_so_far.png")
     imp = importances(st, tcfg.seed)
     rows = trial_rows(trials)
     md = render_tune(study=st.study_name, trials=trials, best=best, representation=brep, pruner=tcfg.pruner,

@@ -1,6 +1,6 @@
 """The ``winnow`` command line: the app and its shared helpers in ``app``, commands grouped by what they do
 (``run``: curate, plan, compare, select; ``study``: experiment, tune, feedback; ``mixture``: search, fit, rank,
-suggest; ``ops``: ingest, retrain, serve, server, demo-data, prepare-model, settings)."""
+suggest; ``ops``: ingest, retrain, serve, server, demo-data, prepare-model, settings; ``export``: export, runs)."""
 from __future__ import annotations
 
 import sys
@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from flows.cli import run, study, mixture, ops  # noqa: F401  (their commands register on the app, in this order)
+from flows.cli import run, study, mixture, ops, export  # noqa: F401  (their commands register on the app, in this order)
 from flows.cli.app import app, report_error
 
 

@@ -124,7 +124,27 @@ def launch(flow: Any, env: EnvSettings, settings: "WinnowSettings", **params: An
     result = flow.with_options(task_runner=task_runner(env))(
         settings=settings.model_dump(mode="json"), store_uri=env.store_uri, work_dir=str(env.home.resolve()),
         worker_threads=env.threads_per_worker, **params)
-    return result, (time.time() - t0) / 60
+    minutes = (time.time() - t0) / 60
+    if isinstance(result, dict):
+        _record(flow.name, env, settings, params, result, minutes)
+    return result, minutes
+
+
+def _record(command: str, env: EnvSettings, settings: "WinnowSettings", params: dict[str, Any],
+            result: dict[str, Any], minutes: float) -> None:
+    """One entry in the store's run history (``winnow runs``): what ran, on what, and its verdict's headline."""
+    from winnow.store.runs import record_run
+
+    verdict = result.get("verdict") or {}
+    headline = verdict.get("headline") if isinstance(verdict, dict) else ""
+    if not headline and result.get("verdicts"):
+        headline = "; ".join(result["verdicts"])
+    target = params.get("test") or params.get("config") or params.get("table") or ""
+    record_run(env.store_uri, {
+        "command": command, "args": " ".join(sys.argv[1:]), "out": str(Path(params["out"]).resolve()) if params.get("out") else "",
+        "target": Path(str(target)).name, "method": result.get("selector") or settings.selection.selector,
+        "budget": result.get("budget") or str(settings.selection.budget), "model": settings.model.name,
+        "headline": headline or "", "report": str(result.get("report") or ""), "minutes": round(minutes, 2)})
 
 
 def print_table(title: str, rows: list[dict[str, Any]]) -> None:

@@ -109,6 +109,60 @@ def test_curate_golden_outcome(tiny) -> None:
     assert "## Timings" in (out / "report.md").read_text()
 
 
+def test_export_round_trips_and_runs_lists_it(tiny) -> None:
+    """A curate run's subset leaves in every layout and format and reads back as the same conversations (with
+    Winnow's own loader, ``datasets.load_from_disk``); its adapter loads with ``PeftModel.from_pretrained`` on
+    the base its config names, and the merged model gives the adapter's logits. ``winnow runs`` lists the run
+    and ``runs show`` finds it by id; ``export`` takes that id as well as the folder."""
+    import datasets
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from winnow.data.loaders import load_records
+
+    out = tiny["root"] / "export-run"
+    _curate(tiny, out, "--budget", "6")
+    want = [r.messages for r in load_records(out / "selected.jsonl").records]
+    listed = winnow("runs", home=tiny["home"])
+    assert str(out) in listed.stdout and "curate" in listed.stdout
+    run_id = next(line.split("|")[1].strip() for line in listed.stdout.splitlines() if str(out) in line)
+    shown = winnow("runs", "show", run_id, home=tiny["home"])
+    assert f"out: {out}" in shown.stdout and "headline:" in shown.stdout
+    for fmt in ("jsonl", "parquet", "hf"):
+        for layout in ("messages", "prompt_completion", "alpaca", "sharegpt"):
+            dest = tiny["root"] / f"export-{fmt}-{layout}"
+            winnow("export", run_id if fmt == "hf" else str(out), "--out", str(dest), "--format", fmt,
+                   "--layout", layout, "--no-adapter", home=tiny["home"])
+            assert "6 examples" in (dest / "README.md").read_text()
+            if fmt == "hf":
+                ds = datasets.load_from_disk(str(dest / "dataset"))
+                assert len(ds) == 6
+                dest = dest / "from-disk.jsonl"
+                ds.to_json(str(dest))
+            else:
+                dest = dest / f"data.{fmt}"
+            got = [r.messages for r in load_records(dest).records]
+            assert got == want, (fmt, layout)
+    dest = tiny["root"] / "export-adapter"
+    proc = winnow("export", str(out), "--out", str(dest), home=tiny["home"])
+    assert f"adapter for {tiny['model']}" in proc.stdout
+    config = json.loads((dest / "adapter" / "adapter_config.json").read_text())
+    assert config["base_model_name_or_path"] == str(tiny["model"])
+    card = (dest / "adapter" / "README.md").read_text()
+    assert "base_model:" in card and "fingerprint" in card
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(config["base_model_name_or_path"]),
+                                           str(dest / "adapter")).eval()
+    merged_dir = tiny["root"] / "export-merged"
+    winnow("export", str(out), "--out", str(merged_dir), "--merge", "--format", "parquet", home=tiny["home"])
+    merged = AutoModelForCausalLM.from_pretrained(merged_dir / "merged").eval()
+    ids = torch.tensor([[1, 5, 9, 13]])
+    with torch.no_grad():
+        assert torch.allclose(peft_model(ids).logits, merged(ids).logits, atol=1e-4)
+    missing = winnow("export", "nope", "--out", str(dest), home=tiny["home"], expect=2)
+    assert "neither a run folder" in missing.stderr and "Traceback" not in missing.stderr
+
+
 def test_plan_prints_phases_and_cheaper_options(tiny) -> None:
     out = tiny["root"] / "plan.json"
     proc = winnow("plan", *DATA, "--config", str(tiny["config"]), "--model", str(tiny["model"]), "--budget", "6",
@@ -406,8 +460,13 @@ def test_ingest_reads_the_files_people_have(tmp_path) -> None:
     assert len((home / "quarantine" / "pool.jsonl").read_text().splitlines()) == 1
     odd = tmp_path / "odd.jsonl"
     odd.write_text("".join(json.dumps({"q": f"What is {i}?", "a": str(i)}) + "\n" for i in range(3)))
-    refused = winnow("ingest", str(odd), home=home, expect=2)
+    more = tmp_path / "more.jsonl"
+    more.write_text("".join(json.dumps({"prompt": f"Say {i}!", "response": str(i)}) + "\n" for i in range(2)))
+    refused = winnow("ingest", str(more), str(odd), home=home, expect=2)
     assert "no known layout" in refused.stderr and "Traceback" not in refused.stderr + refused.stdout
+    import lancedb
+
+    assert lancedb.connect(str(home / "lancedb")).open_table("pool").count_rows() == 12, "a refused ingest committed a file"
     mapped = winnow("ingest", str(odd), "--map", "prompt=q,response=a", home=home)
     assert "prompt_response 3" in mapped.stdout and "3 new rows in pool" in mapped.stdout
 
@@ -610,12 +669,13 @@ def test_server_and_serve_start_answer_and_stop(tmp_path) -> None:
     assert "PREFECT_API_URL is not set" in no_server.stderr
 
 
-GROUPS = {"mixture": ("search", "fit", "rank", "suggest")}  # command groups: their subcommands have their own help
+GROUPS = {"mixture": ("search", "fit", "rank", "suggest"), "runs": ("show",)}  # command groups: their subcommands have their own help
 
 
 def _readme_commands() -> list[tuple[str, set[str]]]:
-    """(command, flags) for every ``winnow ...`` line of the README's code blocks."""
-    text = (ROOT / "README.md").read_text()
+    """(command, flags) for every ``winnow ...`` line of the code blocks of the README and of every docs page."""
+    text = "\n".join(p.read_text() for p in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+                     if p.name != "cli.md")
     found = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for line in block.replace("\\\n", " ").splitlines():
@@ -631,7 +691,7 @@ def test_every_command_has_help_and_the_readme_agrees_with_it(tmp_path) -> None:
     top = winnow("--help", home=tmp_path)
     commands = re.findall(r"^│ ([a-z][a-z-]+) ", top.stdout, flags=re.M)
     expected = {"curate", "compare", "select", "mixture", "feedback", "ingest", "retrain", "serve", "server",
-                "experiment", "demo-data", "prepare-model", "plan", "tune"}
+                "experiment", "demo-data", "prepare-model", "plan", "tune", "export", "runs"}
     assert expected <= set(commands), top.stdout
     helps = {c: winnow(*c.split(), "--help", home=tmp_path, env={"COLUMNS": "200"}).stdout
              for c in [*commands, *(f"{g} {sub}" for g, subs in GROUPS.items() for sub in subs)]}
@@ -639,6 +699,6 @@ def test_every_command_has_help_and_the_readme_agrees_with_it(tmp_path) -> None:
     assert {c for c, _ in readme} >= {"curate", "compare", "select", "mixture", "feedback", "ingest", "retrain",
                                       "experiment", "plan"}
     for command, flags in readme:
-        assert command in helps, f"README shows `winnow {command}`, which does not exist"
+        assert command in helps, f"README or docs show `winnow {command}`, which does not exist"
         for flag in flags:
-            assert flag in helps[command], f"README shows `winnow {command} {flag}`, which --help does not list"
+            assert flag in helps[command], f"README or docs show `winnow {command} {flag}`, which --help does not list"

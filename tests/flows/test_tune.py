@@ -53,3 +53,33 @@ def test_tune_prunes_reports_on_test_and_resumes(tmp_path: Path) -> None:
     again = json.loads((out / "trials.json").read_text())
     assert [t["trial"] for t in again] == [0, 1, 2, 3] and again[:3] == trials  # resumed, nothing re-run
     assert "already done (6/6)" in second.stderr + second.stdout  # the features were not computed again
+
+
+def test_tune_on_planted_recall_trains_nothing_per_trial(tmp_path: Path) -> None:
+    """``tune.score=planted_recall``: each trial plants the validation rows in the pool and is scored by their
+    recall within the budget (random: exactly chance), with no fine-tune; a space that tunes the budget or the
+    fine-tune is refused in one line; the best configuration is still confirmed on test beside random."""
+    from tests.fixtures.tiny import make_tiny_model
+
+    space = {"representation": {"choices": ["gradients"]},
+             "selection.selector": {"choices": ["round_robin", "doubly_greedy", "random"]}}
+    tune = {"score": "planted_recall", "sampler": "grid", "pruner": "none", "final_seeds": [0], "space": space}
+    config = tmp_path / "tune.yaml"
+    config.write_text(yaml.safe_dump({**TINY_CONFIG, "selection": {"budget": 6}, "tune": tune}))
+    model, home, out = make_tiny_model(tmp_path / "model"), tmp_path / "home", tmp_path / "out"
+    args = ["tune", "--pool", str(GOOD / "pool.jsonl"), "--query", str(GOOD / "query.jsonl"),
+            "--test", str(GOOD / "test.jsonl"), "--out", str(out), "--model", str(model)]
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text(yaml.safe_dump({**TINY_CONFIG, "tune": {**tune, "space": {
+        **space, "selection.budget": {"low": 4, "high": 12}}}}))
+    bad = winnow(*args, "--config", str(wrong), home=home, expect=2)
+    assert "cannot be tuned by planted_recall" in bad.stderr and "Traceback" not in bad.stderr
+    winnow(*args, "--config", str(config), home=home)
+    trials = json.loads((out / "trials.json").read_text())
+    assert len(trials) == 3 and all(t["state"] == "complete" and t["steps"] == 0 for t in trials), trials
+    n_pool = len((GOOD / "pool.jsonl").read_text().splitlines())
+    n_val = 3  # tune.val_share of the 6 test records, by id
+    by_selector = {t["selection.selector"]: t["value"] for t in trials}
+    assert by_selector["random"] == pytest.approx(6 / (n_pool + n_val), abs=1e-4)  # trials.json rounds to 4 places
+    assert all(0.0 <= v <= 1.0 for v in by_selector.values())
+    assert "| best | test |" in (out / "tune.md").read_text()

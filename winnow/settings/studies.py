@@ -133,8 +133,11 @@ class TuneSettings(_Frozen):
     pruner: Literal["median", "hyperband", "none"] = Field(
         "median", description="Optuna's pruner, fed the validation score after each fine-tune epoch")
     startup_trials: int = Field(2, ge=0, description="median: trials that finish before any is pruned")
-    score: Literal["metric", "neg_loss"] = Field("metric", description="eval.metric on the validation split, or "
-                                                                      "minus its response loss")
+    score: Literal["metric", "neg_loss", "planted_recall"] = Field(
+        "metric", description="eval.metric on the validation split, minus its response loss, or planted_recall: "
+                              "the recall of the validation rows planted in the pool within the budget (no "
+                              "fine-tune per trial; the space may then vary only representation and selection.*, "
+                              "never the budget); the best is still confirmed by fine-tunes on test")
     seed: int = 0
     val_share: float = Field(0.5, gt=0, lt=1, description="without --val: the share of --test (by id) that scores "
                                                           "the trials; the rest is the untouched test split")
@@ -160,3 +163,12 @@ class TuneSettings(_Frozen):
         if not v:
             raise ValueError("an empty search space; declare at least one dimension")
         return v
+
+    @model_validator(mode="after")
+    def _planted_space(self) -> "TuneSettings":
+        if self.score == "planted_recall":
+            bad = [k for k in self.space if k == "selection.budget" or k.startswith(("finetune.", "finetune_lora."))]
+            if bad:
+                raise ValueError(f"tune.space: {', '.join(bad)} cannot be tuned by planted_recall (it trains nothing, "
+                                 "and recall rises with the budget); fix them, or use tune.score=metric")
+        return self

@@ -117,13 +117,28 @@ def data_files(paths: list[str]) -> list[str]:
     return out
 
 
+def _file_digest(path: str) -> str:
+    return file_digest(path) if Path(path).is_file() else hashlib.sha256(os.path.abspath(path).encode()).hexdigest()
+
+
+def check_files(paths: list[str], store_uri: str, table: str, layout: str = "auto",
+                column_map: dict[str, str] | None = None) -> None:
+    """Read every file a multi-file ingest has not ingested before, writing nothing: a file that cannot be read
+    at all (no known layout, not a data file) raises its one-line error here, before any other file is
+    committed, so an ingest that exits 2 has added nothing (bad *records* are quarantined, never fatal)."""
+    db = lance.connect(store_uri)
+    for path in paths:
+        if ledger.get(db, ledger.INGESTED, ingest_key(table, _file_digest(path), layout, column_map)) is None:
+            load_records(path, layout=layout, column_map=column_map)
+
+
 def ingest_file(path: str, store_uri: str, table: str, layout: str = "auto",
                 column_map: dict[str, str] | None = None) -> tuple[DataSet, bool]:
     """Ingest one file unless this exact content was ingested into ``table`` before with the same options by
     the same loader code (the ledger is keyed by content hash, options and code version: a renamed copy is
     skipped, an edited file is read again, and so is every file after a fix to the loader; records are added
     by id, so nothing doubles). Returns the data set and whether the file was skipped."""
-    fd = file_digest(path) if Path(path).is_file() else hashlib.sha256(os.path.abspath(path).encode()).hexdigest()
+    fd = _file_digest(path)
     db = lance.connect(store_uri)
     done = ledger.get(db, ledger.INGESTED, ingest_key(table, fd, layout, column_map))
     if done is None:
