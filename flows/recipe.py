@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 from prefect import get_run_logger
-from prefect.futures import PrefectFuture
+from prefect.futures import PrefectFuture, as_completed
+from tqdm.auto import tqdm
 
 from flows.run import Run
 from flows.runtime import worker_count
@@ -42,7 +43,16 @@ def train_and_evaluate(run: Run, recipe: Recipe, subsets: dict[str, Subset], oth
 
 
 def results_of(evals: dict[str, PrefectFuture], boards: dict[str, PrefectFuture]) -> dict[str, Evaluation]:
-    """Each model's evaluation, with its lm-evaluation-harness scores when there are any."""
+    """Each model's evaluation, with its lm-evaluation-harness scores when there are any. Waits with a progress
+    bar on the terminal and a line in the log per finished model (each waits for its fine-tune first)."""
+    names = {fut: name for name, fut in evals.items()}
+    logger = get_run_logger()
+    with tqdm(total=len(names), desc="fine-tunes and evaluations", unit="model") as bar:
+        for n, fut in enumerate(as_completed(list(names)), start=1):
+            e = fut.result()
+            bar.update(1)
+            logger.info("evaluated %s: %s %.3f, response loss %.3f (%d/%d)", names[fut], e.metric, e.score,
+                        e.response_loss, n, len(names))
     return {name: fut.result().with_harness(boards[name].result()) if name in boards else fut.result()
             for name, fut in evals.items()}
 
@@ -96,6 +106,8 @@ def predict_cost(run: Run, recipe: Recipe, data: dict[str, DataSet], reads: dict
     cfg = run.cfg.model_copy(update={"model": run.worker_model})
     workers = worker_count()
     trained = run.trained_base
+    get_run_logger().info("probing this machine on a few pool examples (model load, LoRA steps, features, "
+                          "evaluation; cached per model, settings and machine)")
     rates = probe_task.submit(run.store_uri, pool.table, pool.rows, recipe.test, run.base,
                               STEPS["probe"].slice(cfg), work_dir=str(Path(run.work_dir) / "plan"), trained=trained,
                               host=socket.gethostname()).result()

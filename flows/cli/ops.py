@@ -19,7 +19,8 @@ from flows.cli.app import (FLAGS, ConfigOpt, ModelOpt, SetOpt, app, environment,
 def ingest(
     paths: Annotated[list[str], typer.Argument(help="data files or directories (their .jsonl/.json/.csv/.tsv/"
                                                     ".parquet files, .gz/.zst too)")],
-    table: Annotated[str, typer.Option(help="the pool table (dataset id) to append to")] = "pool",
+    table: Annotated[str, typer.Option("--pool", "--table", help="the pool table (dataset id) to append to; "
+                                                                  "--table is the older spelling")] = "pool",
     format_: Annotated[Optional[str], typer.Option("--format", help="force a layout: messages, prompt_response, "
                                                                     "alpaca, sharegpt, qa, text (default: detect)")] = None,
     map_: Annotated[Optional[str], typer.Option("--map", help="your columns: prompt=question,response=answer")] = None,
@@ -28,7 +29,7 @@ def ingest(
     """Append new examples to a pool table (each file once, by content hash; each record once, by id) and
     emit `winnow.pool.updated`, which starts the retrain deployment when `winnow serve` runs.
 
-    Example: winnow ingest inbox/2026-12-06.jsonl.gz --table pool --map prompt=question,response=answer
+    Example: winnow ingest inbox/2026-12-06.jsonl.gz --pool pool --map prompt=question,response=answer
     """
     overrides = list(set_ or [])
     if format_:
@@ -62,13 +63,14 @@ def retrain(
     query: Annotated[str, typer.Option(help="a few examples of the target task")],
     test: Annotated[str, typer.Option(help="held-out examples of the target task")],
     out: Annotated[Path, typer.Option(help="folder for one report per pool version")],
-    table: Annotated[str, typer.Option(help="the pool table (filled by `winnow ingest`)")] = "pool",
+    table: Annotated[str, typer.Option("--pool", "--table", help="the pool table (filled by `winnow ingest`); "
+                                                                  "--table is the older spelling")] = "pool",
     min_new_rows: Annotated[int, typer.Option(help="skip unless this many rows arrived since the last retrain")] = 0,
     model: ModelOpt = None, config: ConfigOpt = None, set_: SetOpt = None,
 ) -> None:
     """Run the retrain flow once by hand (the deployments run it on new data and weekly).
 
-    Example: winnow retrain --table pool --query data/demo/query.jsonl --test data/demo/test.jsonl --out runs/retrain
+    Example: winnow retrain --pool pool --query data/demo/query.jsonl --test data/demo/test.jsonl --out runs/retrain
     """
     env, settings = prepare(config, list(set_ or []), model, out, "retrain", query=query, test=test)
     from flows.retrain import retrain as retrain_flow

@@ -41,3 +41,15 @@ def test_finetune_model_is_for_the_fine_tunes_only() -> None:
     assert build_settings(None, ["finetune.model=some/big-model"]).finetune.model == "some/big-model"
     with pytest.raises(ConfigError, match="the warm-up trains the selection model"):
         build_settings(None, ["warmup.train.model=some/big-model"])
+
+
+def test_a_run_folders_settings_yaml_is_a_config_that_repeats_the_run(tmp_path) -> None:
+    """curate writes ``{pool, query, test, settings}``; ``--config`` of that file gives back the same settings."""
+    import yaml
+
+    ran = build_settings(None, ["selection.budget=17", "finetune.lr=0.003", "selection.selector=doubly_greedy"])
+    path = tmp_path / "settings.yaml"
+    path.write_text(yaml.safe_dump({"pool": "p.jsonl", "query": "q.jsonl", "test": "t.jsonl",
+                                    "settings": ran.model_dump(mode="json")}, sort_keys=False))
+    again = load_settings(str(path))
+    assert again == ran and digest(again) == digest(ran)

@@ -135,7 +135,10 @@ def load_settings(path: str | None, overrides: list[str] | None = None,
                   defaults: dict[str, Any] | None = None) -> WinnowSettings:
     """Settings in one order: built-in defaults < ``defaults`` (the environment's, e.g. ``WINNOW_MODEL``) < the
     YAML file < ``overrides`` (``--set``, then a command's own flags, appended last by the CLI)."""
-    tree = _merge(defaults or {}, read_yaml_mapping(path, "settings") if path else {})
+    top = read_yaml_mapping(path, "settings") if path else {}
+    if isinstance(top.get("settings"), dict) and set(top) <= {"settings", "pool", "query", "test", "val"}:
+        top = top["settings"]  # a run folder's settings.yaml: its data paths beside the settings it ran with
+    tree = _merge(defaults or {}, top)
     return build_settings(tree, overrides)
 
 
