@@ -80,9 +80,14 @@ def _loaded_layout(store_uri: str, table: str) -> str:
     """The layout the pool's files were in when every file had the same exportable one, else messages."""
     from winnow.store.ingest import provenance
 
+    from winnow.export import LAYOUTS
+
     seen = {k for e in (provenance(store_uri, table) if table else []) for k in (e.get("layouts") or {})}
-    aliases = {"messages": "messages", "alpaca": "alpaca", "sharegpt": "sharegpt", "prompt_completion": "prompt_completion"}
-    return aliases.get(seen.pop(), "messages") if len(seen) == 1 else "messages"
+    if len(seen) != 1:
+        return "messages"
+    (only,) = seen
+    only = "prompt_completion" if only == "prompt_response" else only  # read as prompt/response: TRL's layout
+    return only if only in LAYOUTS else "messages"
 
 
 @runs_app.callback(invoke_without_command=True)

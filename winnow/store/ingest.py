@@ -117,8 +117,12 @@ def data_files(paths: list[str]) -> list[str]:
     return out
 
 
-def _file_digest(path: str) -> str:
-    return file_digest(path) if Path(path).is_file() else hashlib.sha256(os.path.abspath(path).encode()).hexdigest()
+def _ledger_entry(db: object, path: str, table: str, layout: str, column_map: dict[str, str] | None
+                  ) -> tuple[str, dict | None]:
+    """The file's ledger key and its entry when this content was ingested into ``table`` with these options by
+    this loader code (None when it was not)."""
+    fd = file_digest(path) if Path(path).is_file() else hashlib.sha256(os.path.abspath(path).encode()).hexdigest()
+    return fd, ledger.get(db, ledger.INGESTED, ingest_key(table, fd, layout, column_map))
 
 
 def check_files(paths: list[str], store_uri: str, table: str, layout: str = "auto",
@@ -128,7 +132,7 @@ def check_files(paths: list[str], store_uri: str, table: str, layout: str = "aut
     committed, so an ingest that exits 2 has added nothing (bad *records* are quarantined, never fatal)."""
     db = lance.connect(store_uri)
     for path in paths:
-        if ledger.get(db, ledger.INGESTED, ingest_key(table, _file_digest(path), layout, column_map)) is None:
+        if _ledger_entry(db, path, table, layout, column_map)[1] is None:
             load_records(path, layout=layout, column_map=column_map)
 
 
@@ -138,9 +142,8 @@ def ingest_file(path: str, store_uri: str, table: str, layout: str = "auto",
     the same loader code (the ledger is keyed by content hash, options and code version: a renamed copy is
     skipped, an edited file is read again, and so is every file after a fix to the loader; records are added
     by id, so nothing doubles). Returns the data set and whether the file was skipped."""
-    fd = _file_digest(path)
     db = lance.connect(store_uri)
-    done = ledger.get(db, ledger.INGESTED, ingest_key(table, fd, layout, column_map))
+    _, done = _ledger_entry(db, path, table, layout, column_map)
     if done is None:
         return ingest(path, store_uri, table, layout, column_map), False
     tbl = lance.open_table(db, table)
