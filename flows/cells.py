@@ -15,24 +15,32 @@ import pandas as pd
 from flows.mixture_steps import Prepared, search
 from flows.run import Run
 from flows.steps import select
+from flows.validation import ceiling_subset
 from tasks.mixture import build_mixture_task
 from tasks.selection import write_subset_task
 from winnow.budget import resolve_budget
 from winnow.errors import ConfigError
-from winnow.experiment.grid import Cell, ExperimentConfig, Target, quantile_sample
+from winnow.experiment.grid import Cell, ExperimentConfig, Target, cell_row, quantile_sample
 from winnow.recipe import Arm
-from winnow.results import DataSet, Features, Subset
+from winnow.reports.guard import guard_summary
+from winnow.results import DataSet, Evaluation, Features, Subset
 from winnow.selection.distance import subset_distances
 from winnow.settings import WinnowSettings
 
 
 def cell_subset(run: Run, cell: Cell, exp: ExperimentConfig, pool: DataSet, feats: Features, ref: Any,
-                out_dir: Path, mixture: Prepared | None = None) -> tuple[Subset, float] | None:
-    """The cell's training subset and its distance to the queries (None for zero-shot)."""
+                out_dir: Path, mixture: Prepared | None = None) -> tuple[Subset, float | None] | None:
+    """The cell's training subset and its distance to the queries (None for zero-shot; no distance for the
+    ceiling, whose rows are not pool rows)."""
     if cell.method == "zero_shot":
         return None
     target = next(t for t in exp.targets if t.name == cell.target)
     folder = out_dir / "subsets" / cell.target
+    if cell.method == "ceiling":
+        n = resolve_budget(cell.budget, pool.rows)
+        folder = folder / f"ceiling_b{n}"
+        folder.mkdir(parents=True, exist_ok=True)
+        return ceiling_subset(target.ceiling or "", target.query, n, folder), None
     rows_ref = ref["rows"]  # pool rows in the reference table's order
     position = {int(r): i for i, r in enumerate(rows_ref)}
     if cell.representation == "mixture":
@@ -91,3 +99,20 @@ def mixture_subset(run: Run, cell: Cell, exp: ExperimentConfig, target: Target, 
     m = cfg.mixture
     return build_mixture_task(prep.domains.train, props, n, cell.seed, str(folder / f"{cell.selector}_b{n}_s{cell.seed}.jsonl"),
                               prep.scores_path, greedy=m.within == "greedy", drop_share=m.drop_share)
+
+
+def cell_record(run: Run, cell: Cell, key: str, made: tuple[Subset, float | None] | None, adapter: Any,
+                e: Evaluation, pool_file: str, pool: DataSet) -> dict[str, Any]:
+    """A finished cell's file: its coordinates and measurements (what the tables read), and where its subset
+    and adapter are, with the models and pool they came from (what ``winnow export`` hands on)."""
+    sub = made[0] if made else None
+    where = {} if sub is None else {
+        "subset": sub.path, "digest": sub.digest, "selector": sub.selector, "pool_size": sub.pool_size,
+        "sources": sub.sources, "adapter": adapter.result() if adapter is not None else "", "pool": pool_file,
+        "pool_table": pool.table, "models": {"trained": run.trained[1].name,
+                                             "trained_fingerprint": run.trained[0].fingerprint}}
+    return {"cell": cell_row(cell, {}), "key": key, "budget_size": sub.size if sub else 0,
+            "metric": e.metric, "score": e.score, "response_loss": e.response_loss,
+            "distance": made[1] if made else None, "excluded": sub.excluded if sub else 0,
+            "guard": guard_summary(sub.decontamination) if sub else None,
+            "scores": [p["score"] for p in e.predictions], "losses": [p["loss"] for p in e.predictions], **where}

@@ -16,10 +16,11 @@ from tasks.report import publish_task
 from winnow.recipe import Arm, Recipe
 from winnow.reports.compare import compare_row, render_compare
 from winnow.registry import FEATURISED, SELECTORS, canonical_representation, canonical_selector
+from winnow.settings import WinnowSettings
 
 
 @flow(name="compare", log_prints=True)
-def compare(pool: str, query: str, out: str, settings: dict[str, Any], store_uri: str = "", work_dir: str = "",
+def compare(pool: str, query: str, out: str, settings: WinnowSettings, store_uri: str = "", work_dir: str = "",
             representations: list[str] | None = None, selectors: list[str] | None = None,
             worker_threads: int = 0) -> list[dict[str, Any]]:
     """Selection only: one arm per representation × selector, no fine-tuning."""

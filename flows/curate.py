@@ -26,10 +26,11 @@ from winnow.reports.plots import plot_sources
 from winnow.reports.tables import quarantine_rows, results_table
 from winnow.reports.verdict import verdict
 from winnow.results import Split
+from winnow.settings import WinnowSettings
 
 
 @flow(name="curate", log_prints=True, task_runner=deployment_task_runner())
-def curate(pool: str, query: str, test: str, out: str, settings: dict[str, Any], store_uri: str = "",
+def curate(pool: str, query: str, test: str, out: str, settings: WinnowSettings, store_uri: str = "",
            work_dir: str = "", worker_threads: int = 0, versions: dict[str, str] | None = None,
            rewarm: bool = False, diagnose: bool = False, val: str = "", ceiling: str = "") -> dict[str, Any]:
     """Targeted selection of ``pool`` (a file, or a store table by name) for the task that ``query``

@@ -20,26 +20,28 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from tqdm.auto import tqdm
 
-from flows.cells import cell_subset
+from flows.cells import cell_record, cell_subset
 from flows.mixture_steps import prepare
 from flows.run import open_run
 from flows.runtime import deployment_task_runner, versions
-from flows.validation import subset_utility
+from flows.validation import planted_recall, subset_utility
 from flows.steps import evaluate, featurise, finetune, load_data, target_files
 from tasks.report import publish_task
 from tasks.selection import reference_order_task
-from winnow.experiment.grid import ExperimentConfig, cell_row, load_experiment, plan_cells
+from winnow.budget import resolve_budget
+from winnow.experiment.grid import ExperimentConfig, load_experiment, plan_cells
 from winnow.hashing import file_digest
 from winnow.recipe import Arm, Recipe
 from winnow.reports.verdict import experiment_verdicts
-from winnow.reports.guard import experiment_guard_rows, guard_summary, guard_warnings
+from winnow.reports.guard import experiment_guard_rows, guard_warnings
 from winnow.reports.experiment import experiment_tables, frame_rows, render_experiment, results_frame
 from winnow.reports.publish import ui_key
 from winnow.steps import STEPS
+from winnow.settings import WinnowSettings
 
 
 @flow(name="experiment", log_prints=True, task_runner=deployment_task_runner())
-def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str = "", work_dir: str = "",
+def experiment(config: str, out: str, settings: WinnowSettings, store_uri: str = "", work_dir: str = "",
                worker_threads: int = 0, budgets: list[int | float] | None = None) -> dict[str, Any]:
     """The grid of ``config`` (targets, representations, selectors, budgets, seeds) under ``settings`` (the
     experiment file's settings and overrides, resolved by the caller). ``budgets`` replaces the grid's."""
@@ -67,10 +69,10 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
                                                    for r in reps for b in exp.budgets)))  # before any training
         pool = data["pool"]
         inputs = {"pool": [pool.table, pool.version], "query": file_digest(t.query), "test": file_digest(t.test),
-                  "metric": t.eval_metric}
+                  "metric": t.eval_metric, **({"ceiling": file_digest(t.ceiling)} if t.ceiling else {})}
         for c in (c for c in cells if c.target == t.name):
             keys[c] = c.key(inputs, slice_, (run.base, run.trained[0]), ref_rep)
-        if all(keys[c] in done for c in cells if c.target == t.name) and exp.utility is None:
+        if all(keys[c] in done for c in cells if c.target == t.name) and exp.utility is None and not t.val:
             continue
         feats = featurise(run, data, reps, t.query)
         ref = feats.tables[ref_rep]
@@ -88,19 +90,15 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
         pool, feats, ref_npz, mix = work[cell.target]
         made = cell_subset(run, cell, exp, pool, feats, ref_npz, out_dir, mix)
         adapter = None if made is None else finetune(run, made[0], run.cfg.finetune.model_copy(update={"seed": cell.seed}))
-        futures[evaluate(run, adapter, *splits[cell.target])] = (cell, made)
+        futures[evaluate(run, adapter, *splits[cell.target])] = (cell, made, adapter)
     progress = create_progress_artifact(0.0, key=ui_key(f"experiment-{exp.name}", "cells"),
                                         description="experiment cells finished")
     with tqdm(total=len(futures), desc="cells", unit="cell") as bar:
         for n, fut in enumerate(as_completed(list(futures)), start=1):
-            cell, made = futures[fut]
+            cell, made, adapter = futures[fut]
             e = fut.result()
-            _save(out_dir / "cells" / f"{keys[cell]}.json", {
-                "cell": cell_row(cell, {}), "key": keys[cell], "budget_size": made[0].size if made else 0,
-                "metric": e.metric, "score": e.score, "response_loss": e.response_loss,
-                "distance": made[1] if made else None, "excluded": made[0].excluded if made else 0,
-                "guard": guard_summary(made[0].decontamination) if made else None,
-                "scores": [p["score"] for p in e.predictions], "losses": [p["loss"] for p in e.predictions]})
+            _save(out_dir / "cells" / f"{keys[cell]}.json", cell_record(run, cell, keys[cell], made, adapter, e,
+                                                                       exp.pool, work[cell.target][0]))
             bar.update(1)
             update_progress_artifact(progress, 100.0 * n / len(futures))
             logger.info("cell %s %s budget %s seed %s%s: %s %.3f, response loss %.3f (%d/%d)", cell.target,
@@ -109,24 +107,38 @@ def experiment(config: str, out: str, settings: dict[str, Any], store_uri: str =
 
     utility = [subset_utility(run, exp, t, work[t.name][0], work[t.name][1], out_dir) for t in exp.targets
                if exp.utility is not None]
+    planted = {t.name: _planted(run, exp, t, *work[t.name][:2]) for t in exp.targets if t.val}
     records = [json.loads((out_dir / "cells" / f"{keys[c]}.json").read_text()) for c in cells]
     df, per_example = results_frame(records)
     tables = experiment_tables(exp, df, per_example)
     warnings = guard_warnings({f"{r['cell']['target']} {r['cell']['method']} seed {r['cell']['seed']}": r.get("guard")
                                for r in records})
     md = render_experiment(exp, df, tables, out_dir, ref_rep, len(todo), time.time() - t0, versions(),
-                           guard_rows=experiment_guard_rows(records), warnings=warnings, utility=utility)
+                           guard_rows=experiment_guard_rows(records), warnings=warnings, utility=utility,
+                           planted=planted)
     df.to_parquet(out_dir / "results.parquet", index=False)
     df.to_csv(out_dir / "results.csv", index=False)
     for (target, metric), (summ, paired) in tables.items():
         summ.to_csv(out_dir / f"summary_{target}_{metric}.csv", index=False)
         paired.to_csv(out_dir / f"paired_{target}_{metric}.csv", index=False)
+    verdicts = experiment_verdicts(exp, tables, utility, planted)
+    _save(out_dir / "verdicts.json", dict(zip([t.name for t in exp.targets], verdicts)))  # for winnow export
     first = exp.targets[0]
     report = publish_task(str(out_dir), f"experiment-{exp.name}", md, description="selection vs random: tables and plots",
                           tables={"paired": ("paired difference to random", frame_rows(tables[(first.name, first.metric)][1]))})
     return {"report": report, "results": str(out_dir / "results.parquet"), "cells": len(cells), "computed": len(todo),
-            "warnings": warnings, "utility": utility, "verdicts": experiment_verdicts(exp, tables, utility),
+            "warnings": warnings, "utility": utility, "planted": planted,
+            "verdicts": verdicts,
             "paired": {f"{t}:{m}": frame_rows(p) for (t, m), (_, p) in tables.items()}}
+
+
+def _planted(run: Any, exp: ExperimentConfig, target: Any, pool: Any, feats: Any) -> dict[str, dict[str, float]]:
+    """Planted recall of every representation × selector at the grid's first budget: the target's validation
+    rows planted in the pool, ranked by each selector; no fine-tune (``flows.validation.planted_recall``)."""
+    n = resolve_budget(exp.budgets[0], pool.rows)
+    arms = [Arm(name=f"{r}/{s}", representation=r, selector=s, budget=n, seed=exp.seeds[0])
+            for r in exp.representations for s in exp.selectors]
+    return planted_recall(run, target.val, arms, feats, {a.name: n for a in arms})
 
 
 def _save(path: Path, obj: dict[str, Any]) -> None:

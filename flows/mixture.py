@@ -13,7 +13,7 @@ from prefect import flow
 
 from flows.env import EnvSettings
 from flows.mixture_steps import on_test, prepare, search
-from flows.run import open_run
+from flows.run import open_run, partial_settings
 from flows.runtime import deployment_task_runner
 from flows.steps import load_data, target_files
 from tasks.data import validation_split_task
@@ -26,16 +26,18 @@ from winnow.reports.mixture import render_mixture
 from winnow.reports.plots import plot_trials
 from winnow.results import Split
 from winnow.tune.study import dashboard_arg
+from winnow.settings import WinnowSettings
 
 
 @flow(name="mixture", log_prints=True, task_runner=deployment_task_runner())
-def mixture(pool: str, test: str, out: str, settings: dict[str, Any], store_uri: str = "", work_dir: str = "",
+def mixture(pool: str, test: str, out: str, settings: WinnowSettings, store_uri: str = "", work_dir: str = "",
             optuna_storage: str = "", study: str = "mixture", feedback: str = "auto", worker_threads: int = 0,
             val: str = "") -> dict[str, Any]:
     """Warm-started DUET over domain proportions; the target is seen only through the validation split's score
     (or a person's), and the chosen mixture is measured once on ``test``."""
-    shipped = (settings.get("finetune") or {}).get("model")  # refused before open_run prepares that model
-    if shipped and shipped != (settings.get("model") or {}).get("name", EnvSettings().model):
+    given = partial_settings(settings)
+    shipped = (given.get("finetune") or {}).get("model")  # refused before open_run prepares that model
+    if shipped and shipped != (given.get("model") or {}).get("name", EnvSettings().model):
         raise ConfigError("finetune.model: the mixture search trains its proxies and trials on model.name; set "
                           "model.name to the model you ship (LESS-T applies to curate, compare, experiment, retrain)")
     run = open_run(settings, store_uri, work_dir, worker_threads)

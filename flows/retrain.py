@@ -25,15 +25,16 @@ from winnow.keys import digest
 from winnow.recipe import retraining
 from winnow.reports.plots import plot_history
 from winnow.reports.retrain import render_retrain, results_rows
+from winnow.settings import WinnowSettings
 
 
 @flow(name="retrain", log_prints=True, task_runner=deployment_task_runner())
-def retrain(pool_table: str, query: str, test: str, out: str, settings: dict[str, Any] | None = None,
+def retrain(pool_table: str, query: str, test: str, out: str, settings: WinnowSettings | None = None,
             min_new_rows: int = 1, store_uri: str = "", work_dir: str = "", worker_threads: int = 0) -> dict[str, Any]:
     """Re-curate ``pool_table`` for the target of ``query``/``test`` when at least ``min_new_rows`` rows arrived
     since the last retrain of the same line (0 = always, as the weekly schedule does)."""
     logger = get_run_logger()
-    run = open_run(settings or {}, store_uri, work_dir, worker_threads)
+    run = open_run(settings, store_uri, work_dir, worker_threads)
     run, files = target_files(run, query=query, test=test)  # data.target's layout and map, when set
     recipe = retraining(pool_table, files["query"], files["test"], run.cfg)
     # A line of retrains compares like with like: same settings, same models (by content), same target.

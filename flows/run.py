@@ -41,12 +41,23 @@ class Run:
             update={"num_threads": self.worker_model.num_threads}))
 
 
-def open_run(settings: dict[str, Any], store_uri: str = "", work_dir: str = "", worker_threads: int = 0) -> Run:
+def partial_settings(settings: WinnowSettings | dict[str, Any] | None) -> dict[str, Any]:
+    """What the caller set, and nothing else: a flow's ``settings`` parameter is typed (so the Prefect UI's run
+    form has its schema) and Prefect validates a mapping into it, but unset keys must still fall back to the
+    environment, so only the fields the caller gave travel on."""
+    if isinstance(settings, WinnowSettings):
+        return settings.model_dump(mode="json", exclude_unset=True)
+    return dict(settings or {})
+
+
+def open_run(settings: WinnowSettings | dict[str, Any] | None, store_uri: str = "", work_dir: str = "",
+             worker_threads: int = 0) -> Run:
     """The one way settings reach a flow: a (partial) settings mapping, validated here once. Empty locations,
     a missing ``model.name`` and ``worker_threads=0`` come from the environment (runs started by a deployment)."""
     env = EnvSettings()
     store_uri, work_dir = resolve_locations(store_uri, work_dir)
-    cfg = build_settings({**settings, "model": {"name": env.model, **settings.get("model", {})}})
+    given = partial_settings(settings)
+    cfg = build_settings({**given, "model": {"name": env.model, **given.get("model", {})}})
     cache = str(Path(work_dir) / "models")
     base = prepare_model_task(cfg.model.name, cache)
     other = cfg.finetune.model if cfg.finetune.model and cfg.finetune.model != cfg.model.name else ""

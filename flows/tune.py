@@ -35,6 +35,7 @@ from winnow.reports.publish import ui_key
 from winnow.results import Features, Split
 from winnow.tune.space import check_space, distributions, grid_points, trial_settings
 from winnow.tune.study import enqueue_grid, latest_of, next_trial, open_study, space_digest
+from winnow.settings import WinnowSettings
 
 
 def run_trial(run: Run, number: int, representation: str, feats: Features, pool_table: str, split: Split,
@@ -83,7 +84,7 @@ def study_name(storage: str, family: str, pool_rows: int, min_growth: float) -> 
 
 
 @flow(name="tune", log_prints=True, task_runner=deployment_task_runner())
-def tune(pool: str, query: str, test: str, out: str, settings: dict[str, Any], store_uri: str = "",
+def tune(pool: str, query: str, test: str, out: str, settings: WinnowSettings, store_uri: str = "",
          work_dir: str = "", worker_threads: int = 0, optuna_storage: str = "", study: str = "tune",
          trials: int = 0, min_growth: float = 0.0, val: str = "") -> dict[str, Any]:
     """``tune.trials`` (or ``trials``) finished trials of the study over ``tune.space``, then the best on test.

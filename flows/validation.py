@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from prefect import get_run_logger
 
 from flows.run import Run
 from flows.steps import evaluate, finetune, run_feature_shards
@@ -89,9 +90,13 @@ def subset_utility(run: Run, exp: Any, target: Any, pool: DataSet, feats: Featur
         kept = np.array([j for j in idx if int(rows[j]) not in dropped], dtype=np.int64)
         jobs.append((float(scores[kept].mean()), evaluate(run, finetune(run, sub, train), target.val, val_digest,
                                                           target.eval_metric)))
-    loss = target.metric == "response_loss"
-    predicted = np.array([p for p, _ in jobs])
-    observed = np.array([-f.result().response_loss if loss else f.result().score for _, f in jobs])
+    loss, logger, observed = target.metric == "response_loss", get_run_logger(), []
+    for i, (p, f) in enumerate(jobs, start=1):  # in order: a line per subset as the fine-tunes finish
+        e = f.result()
+        observed.append(-e.response_loss if loss else e.score)
+        logger.info("subset utility %s: subset %d/%d (mean score %.4f) -> %s %.3f, response loss %.3f on validation",
+                    target.name, i, len(jobs), p, e.metric, e.score, e.response_loss)
+    predicted, observed = np.array([p for p, _ in jobs]), np.array(observed)
     return {"target": target.name, "representation": u.representation, "budget": k,
             "metric": "−response_loss" if loss else target.eval_metric, **utility_correlation(predicted, observed),
             "points": [{"predicted": float(p), "observed": float(o)} for p, o in zip(predicted, observed)]}

@@ -31,9 +31,11 @@ def _run_folder(ref: str, store_uri: str) -> tuple[Path, dict[str, Any]]:
 
 @app.command()
 def export(
-    run: Annotated[str, typer.Argument(help="a curate or retrain run folder, or its id from `winnow runs`")],
+    run: Annotated[str, typer.Argument(help="a curate or retrain run folder, or its id from `winnow runs`, or an "
+                                            "experiment folder")],
     out: Annotated[Path, typer.Option(help="folder to write the data set (and the adapter) to")],
-    arm: Annotated[str, typer.Option(help="which arm's subset: selected, random, nice, ceiling, ...")] = "selected",
+    arm: Annotated[str, typer.Option(help="which arm's subset: selected, random, nice, ceiling, ...; in an "
+                                          "experiment folder a cell, TARGET:METHOD:BUDGET:SEED")] = "selected",
     format_: Annotated[str, typer.Option("--format", help="jsonl, parquet, or hf (datasets.save_to_disk)")] = "jsonl",
     layout: Annotated[str, typer.Option(help="loaded (the pool's layout when it had one), messages, "
                                              "prompt_completion (TRL), alpaca or sharegpt")] = "loaded",
@@ -44,27 +46,23 @@ def export(
     decontamination), and its adapter through PEFT with a model card naming the base model.
 
     Example: winnow export runs/demo --out exports/demo --format hf --layout messages
+    Example: winnow export runs/experiment-demo --arm tomi:gradients/round_robin:29:0 --out exports/tomi
     """
     from winnow import export as ex
     from winnow.data.loaders import load_records
-    from winnow.errors import ConfigError
     from winnow.models.loading import resolve_model_path
 
     env = environment(command="export")
-    folder, metrics = _run_folder(run, env.store_uri)
-    outputs = metrics.get("outputs", {})
-    if arm not in outputs.get("arms", {}):
-        raise ConfigError(f"--arm: {folder} has no arm {arm!r}; it has {', '.join(outputs.get('arms', {})) or 'none'}")
-    a = outputs["arms"][arm]
+    folder, a, info = _arm(run, arm, env.store_uri)
     if layout == "loaded":
-        layout = _loaded_layout(env.store_uri, outputs.get("pool_table", ""))
-    models = metrics.get("models", {})
-    meta = {"name": f"{folder.name}-{arm}", "target": outputs.get("target"), "selector": a["selector"], "size": a["size"],
-            "budget": metrics.get("budget"), "pool": outputs.get("pool"), "pool size": a["pool_size"],
-            "removed by the decontamination guard": a.get("decontamination_removed"),
-            "verdict": (metrics.get("verdict") or {}).get("headline"), "subset digest": a["digest"],
+        layout = _loaded_layout(env.store_uri, info.get("pool_table", ""))
+    models = info.get("models") or {}
+    meta = {"name": f"{folder.name}-{arm}".replace("/", "-").replace(":", "-"), "target": info.get("target"),
+            "selector": a["selector"], "size": a["size"], "budget": info.get("budget"), "pool": info.get("pool"),
+            "pool size": a["pool_size"], "removed by the decontamination guard": a.get("decontamination_removed"),
+            "verdict": info.get("verdict"), "subset digest": a["digest"],
             "base model": models.get("trained"), "base fingerprint": models.get("trained_fingerprint"),
-            "winnow": (metrics.get("versions") or {}).get("winnow"), "sources": a.get("sources")}
+            "winnow": (info.get("versions") or {}).get("winnow"), "sources": a.get("sources")}
     records = [r.to_json() for r in load_records(a["subset"]).records]
     data = ex.write_dataset(records, out, format_, layout, ex.dataset_card(meta, layout, len(records)))
     typer.echo(f"{len(records)} examples ({arm}, layout {layout}) -> {data}")
@@ -74,6 +72,39 @@ def export(
         where = ex.export_adapter(Path(a["adapter"]), out / ("merged" if merge else "adapter"),
                                   resolve_model_path(models.get("trained", "default"), env.model_cache), base_id, card, merge)
         typer.echo(f"{'merged model' if merge else 'adapter'} for {base_id} -> {where}")
+
+
+def _arm(ref: str, arm: str, store_uri: str) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """One arm of a curate/retrain run folder (``--arm selected``), or one cell of an experiment folder
+    (``--arm TARGET:METHOD:BUDGET:SEED``): its subset and adapter, and what the cards say about the run."""
+    from winnow.errors import ConfigError
+
+    folder = Path(ref)
+    if (folder / "cells").is_dir() and not (folder / "metrics.json").is_file():
+        cells = {f"{c['cell']['target']}:{c['cell']['method']}:{c['budget_size']}:{c['cell']['seed']}": c
+                 for c in (json.loads(p.read_text()) for p in sorted((folder / "cells").glob("*.json")))
+                 if c["cell"]["method"] != "zero_shot"}
+        if arm not in cells:
+            raise ConfigError(f"--arm: {folder} is an experiment; name a cell as TARGET:METHOD:BUDGET:SEED, one of "
+                              f"{', '.join(sorted(cells)[:12]) or 'none'}{' ...' if len(cells) > 12 else ''}")
+        c = cells[arm]
+        if "subset" not in c:
+            raise ConfigError(f"--arm: cell {arm} of {folder} was computed before cells recorded their subset and "
+                              "adapter; delete its file under cells/ and re-run the experiment to recompute it")
+        verdicts = folder / "verdicts.json"
+        target = c["cell"]["target"]
+        return folder, {**c, "size": c["budget_size"], "decontamination_removed": c.get("excluded")}, {
+            "target": target, "budget": c["budget_size"], "pool": c.get("pool"), "pool_table": c.get("pool_table"),
+            "models": c.get("models"),
+            "verdict": json.loads(verdicts.read_text()).get(target) if verdicts.is_file() else None}
+    folder, metrics = _run_folder(ref, store_uri)
+    outputs = metrics.get("outputs", {})
+    if arm not in outputs.get("arms", {}):
+        raise ConfigError(f"--arm: {folder} has no arm {arm!r}; it has {', '.join(outputs.get('arms', {})) or 'none'}")
+    return folder, outputs["arms"][arm], {
+        "target": outputs.get("target"), "budget": metrics.get("budget"), "pool": outputs.get("pool"),
+        "pool_table": outputs.get("pool_table", ""), "models": metrics.get("models"),
+        "verdict": (metrics.get("verdict") or {}).get("headline"), "versions": metrics.get("versions")}
 
 
 def _loaded_layout(store_uri: str, table: str) -> str:

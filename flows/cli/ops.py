@@ -142,6 +142,9 @@ def demo_data(
     target_in_pool: Annotated[int, typer.Option(
         help="put this many other items of the target eval (never a query or test item) into the pool: "
              "in-domain data a selector should find")] = 0,
+    val_share: Annotated[float, typer.Option(
+        help="carve this share of the test items (by id) into val.jsonl, the validation split an experiment's "
+             "planted recall and subset utility read; test.jsonl keeps the rest")] = 0.0,
     seed: int = 0,
 ) -> None:
     """Build the demo pool (29 OpenAI Evals tasks) and a held-out target (ToMi) from the evals wheel.
@@ -160,7 +163,15 @@ def demo_data(
     summary = build_demo_data(wheel, out, target=target or DEFAULT_TARGET, per_source=per_source, seed=seed,
                               pool=DEFAULT_POOL + tuple(a for a in add or () if a not in DEFAULT_POOL),
                               target_in_pool=target_in_pool)
-    typer.echo(json.dumps({k: summary[k] for k in ("target", "pool", "query", "test")}))
+    if val_share:
+        from winnow.data.loaders import load_records, write_jsonl
+        from winnow.data.splits import split_by_id
+
+        val, test = split_by_id(load_records(str(out / "test.jsonl")).records, val_share, seed)
+        write_jsonl(out / "val.jsonl", [r.to_json() for r in val])
+        write_jsonl(out / "test.jsonl", [r.to_json() for r in test])
+        summary = {**summary, "val": len(val), "test": len(test)}
+    typer.echo(json.dumps({k: summary[k] for k in ("target", "pool", "query", "val", "test") if k in summary}))
 
 
 @app.command("prepare-model")

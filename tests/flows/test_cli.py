@@ -144,6 +144,20 @@ def test_export_round_trips_and_runs_lists_it(tiny) -> None:
                 dest = dest / f"data.{fmt}"
             got = [r.messages for r in load_records(dest).records]
             assert got == want, (fmt, layout)
+    # TRL reads the conversational layouts as they are: its chat-template formatting gives the training text
+    # (messages) or the prompt and the completion (prompt_completion), with each subset's answer in place.
+    from transformers import AutoTokenizer
+    from trl.data_utils import apply_chat_template, is_conversational
+
+    tok = AutoTokenizer.from_pretrained(tiny["model"])
+    for layout, fields in (("messages", {"text"}), ("prompt_completion", {"prompt", "completion"})):
+        ds = datasets.load_from_disk(str(tiny["root"] / f"export-hf-{layout}" / "dataset"))
+        answers = [r.to_json()["messages"][-1]["content"] for r in load_records(out / "selected.jsonl").records]
+        assert len(ds) == len(answers) == 6
+        for row, answer in zip(ds, answers):
+            assert is_conversational(row), layout
+            text = apply_chat_template({k: row[k] for k in ("messages", "prompt", "completion") if k in row}, tok)
+            assert set(text) == fields and answer in text["text" if layout == "messages" else "completion"]
     dest = tiny["root"] / "export-adapter"
     proc = winnow("export", str(out), "--out", str(dest), home=tiny["home"])
     assert f"adapter for {tiny['model']}" in proc.stdout
@@ -533,6 +547,20 @@ def test_experiment_small_grid_with_nice(tiny, tmp_path) -> None:
     df = pd.read_csv(out / "results.csv")  # NICE is a representation of the grid like the others
     assert sorted(df.method) == ["hidden/doubly_greedy", "nice/doubly_greedy", "random"] and set(df.budget_size) == {5}
     assert (out / "report.md").is_file()
+    # Any cell leaves through `winnow export`: the rows its subset file names, and its adapter with a card.
+    dest = tmp_path / "cell-export"
+    proc = winnow("export", str(out), "--arm", "target:hidden/doubly_greedy:5:0", "--out", str(dest),
+                  home=tiny["home"])
+    from winnow.data.loaders import load_records
+
+    cell = next(json.loads(p.read_text()) for p in (out / "cells").glob("*.json")
+                if json.loads(p.read_text())["cell"]["method"] == "hidden/doubly_greedy")
+    exported = [r.messages for r in load_records(dest / "data.jsonl").records]
+    assert exported == [r.messages for r in load_records(cell["subset"]).records] and len(exported) == 5
+    assert f"adapter for {tiny['model']}" in proc.stdout and (dest / "adapter" / "adapter_config.json").is_file()
+    assert "hidden/doubly_greedy" in (dest / "README.md").read_text()
+    wrong = winnow("export", str(out), "--arm", "selected", "--out", str(dest), home=tiny["home"], expect=2)
+    assert "TARGET:METHOD:BUDGET:SEED" in wrong.stderr and "target:random:5:0" in wrong.stderr
 
 
 def test_demo_data_from_the_evals_wheel(tmp_path) -> None:
@@ -553,6 +581,13 @@ def test_demo_data_from_the_evals_wheel(tmp_path) -> None:
     assert json.loads(proc.stdout.strip().splitlines()[-1]) == {"target": "which_is_heavier", "pool": 56, "query": 16,
                                                                  "test": 60}
     assert "which_is_heavier" not in (other / "pool.jsonl").read_text()
+    split = tmp_path / "heavier-val"  # a validation split carved from the test items by id, for an experiment
+    proc = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(split), "--per-source", "2", "--target",
+                  "which_is_heavier/which_is_heavier.jsonl", "--val-share", "0.5", home=tmp_path / "h")
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    ids = {n: {json.loads(line)["id"] for line in (split / f"{n}.jsonl").read_text().splitlines()} for n in ("val", "test")}
+    assert got["val"] == len(ids["val"]) and got["test"] == len(ids["test"]) and not ids["val"] & ids["test"]
+    assert got["val"] + got["test"] == 60 and 20 <= got["val"] <= 40  # by id: about half, never a shared item
     bad = winnow("demo-data", "--wheel", str(wheels[-1]), "--out", str(other), "--target", "nope/x.jsonl",
                  home=tmp_path / "h", expect=2)
     assert "--target: no eval file 'nope/x.jsonl'" in bad.stderr and "Traceback" not in bad.stderr

@@ -2,6 +2,8 @@
 added seed computes only its own cells; results, statistics, plots and report are written."""
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import pytest
 import yaml
@@ -88,7 +90,9 @@ def test_mixture_methods_run_as_cells(prefect_harness, tiny_model_path, data_dir
 def test_the_subset_utility_correlation_trains_its_subsets_on_validation(prefect_harness, tiny_model_path, data_dir,
                                                                          tmp_path) -> None:
     """``utility``: its subsets fine-tune once each and score on the validation split; ρ, its interval and the
-    scatter reach the report, and the verdict line carries ρ. A target without ``val`` is a one-line error."""
+    scatter reach the report, and the verdict line carries ρ. The validation rows planted in the pool are found
+    (planted recall), the ceiling baseline trains on exactly the query rows repeated to the budget, and the
+    verdict gives the share of its gain. A target without ``val`` is a one-line error."""
     from prefect.task_runners import ThreadPoolTaskRunner
 
     from flows.experiment import experiment
@@ -101,7 +105,7 @@ def test_the_subset_utility_correlation_trains_its_subsets_on_validation(prefect
            "targets": [{"name": "t", "query": str(good / "query.jsonl"), "test": str(good / "test.jsonl"),
                         "val": str(good / "query.jsonl"), "metric": "response_loss"}],
            "overrides": [*OVERRIDES, f"model.name={tiny_model_path}"], "budgets": [5], "seeds": [0],
-           "baselines": ["random"], "utility": {"subsets": 4}}
+           "baselines": ["zero_shot", "random", "ceiling"], "utility": {"subsets": 4}}
     config = tmp_path / "exp.yaml"
     config.write_text(yaml.safe_dump(exp))
     settings = build_settings(None, exp["overrides"]).model_dump(mode="json")
@@ -115,6 +119,15 @@ def test_the_subset_utility_correlation_trains_its_subsets_on_validation(prefect
     report = (tmp_path / "out" / "report.md").read_text()
     assert "## Subset utility (validation split)" in report and (tmp_path / "out" / "utility_t.png").exists()
     assert "scores predict validation outcomes" in out["verdicts"][0]
+    planted = out["planted"]["t"]["gradients/round_robin"]
+    # the pool holds the target's own task too, so the planted copies share the budget with it (the ≥ 0.9 pin,
+    # on a pool without it, is tests/flows/test_validate.py): above chance and in the top half
+    assert planted["planted"] == 4 and planted["recall"] > planted["chance"] and planted["mean_percentile"] < 50, planted
+    assert "planted recall" in out["verdicts"][0] and "## Planted recall (validation split)" in report
+    queries = [json.loads(line)["messages"] for line in (good / "query.jsonl").read_text().splitlines()]
+    ceiling = (tmp_path / "out" / "subsets" / "t" / "ceiling_b5" / "ceiling.jsonl").read_text().splitlines()
+    assert [json.loads(line)["messages"] for line in ceiling] == [queries[i % 4] for i in range(5)]
+    assert "ceiling" in out["verdicts"][0]
     del exp["targets"][0]["val"]
     config.write_text(yaml.safe_dump(exp))
     with pytest.raises(ConfigError, match="no val split"):

@@ -32,7 +32,10 @@ class Target(_Strict):
     query: str
     test: str
     val: str | None = Field(None, description="a validation split (never test): what the subset-utility "
-                                              "correlation (``utility``) evaluates on")
+                                              "correlation (``utility``) evaluates on, and the rows planted "
+                                              "in the pool for planted recall")
+    ceiling: str | None = Field(None, description="in-domain rows the ``ceiling`` baseline trains on (default: "
+                                                  "the query rows repeated to the budget)")
     metric: str = Field("exact_match", pattern=METRIC_PATTERN[:-2] + "|response_loss)$",
                         description="an eval.metric (exact_match, token_f1, mc_accuracy, pass@1, ...) or response_loss")
 
@@ -78,7 +81,9 @@ class ExperimentConfig(_Strict):
     mixtures: list[Literal["taskpgm", "duet"]] = Field(
         [], description="mixture methods at the same budgets and seeds: TaskPGM's proportions, or a DUET search "
                         "(mixture.trials trials scored on the target's query set) — random inside each domain")
-    baselines: list[Literal["zero_shot", "random", "full"]] = list(BASELINES)
+    baselines: list[Literal["zero_shot", "random", "full", "ceiling"]] = Field(
+        list(BASELINES), description="'ceiling' trains on in-domain rows (a target's ceiling, or its query rows "
+                                     "repeated to the budget) at every budget and seed: what selection could reach")
     full_seeds: list[int] | None = Field(None, description="seeds of the full-data baseline (default: seeds)")
     distance: Distance | None = None
     utility: Utility | None = None
@@ -128,7 +133,7 @@ class Cell:
                                  code=self.code(reference))
 
     def code(self, reference: str) -> tuple[str, ...]:
-        if self.method == "zero_shot":
+        if self.method in ("zero_shot", "ceiling"):  # no pool, no selection: the fine-tune and evaluation only
             return ()
         own: tuple[str, ...] = ()
         if self.representation == "mixture":
@@ -153,6 +158,8 @@ def plan_cells(cfg: ExperimentConfig) -> list[Cell]:
             for s in cfg.seeds:
                 if "random" in cfg.baselines:
                     cells.append(Cell(t.name, "random", "", "random", b, s))
+                if "ceiling" in cfg.baselines:
+                    cells.append(Cell(t.name, "ceiling", "", "", b, s))
                 for rep in cfg.representations:
                     cells += [Cell(t.name, f"{rep}/{sel}", rep, sel, b, s) for sel in cfg.selectors]
                 cells += [Cell(t.name, f"mixture/{mx}", "mixture", mx, b, s) for mx in cfg.mixtures]

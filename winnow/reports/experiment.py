@@ -41,8 +41,9 @@ def experiment_tables(exp: Any, df: pd.DataFrame, per_example: dict[str, dict[st
 
 def render_experiment(exp: Any, df: pd.DataFrame, tables: Tables, out_dir: Path, ref_rep: str, computed: int,
                       seconds: float, versions: dict[str, str], guard_rows: list[dict[str, Any]] | None = None,
-                      warnings: list[str] | None = None, utility: list[dict[str, Any]] | None = None) -> str:
-    verdicts = experiment_verdicts(exp, tables, utility)
+                      warnings: list[str] | None = None, utility: list[dict[str, Any]] | None = None,
+                      planted: dict[str, dict[str, dict[str, Any]]] | None = None) -> str:
+    verdicts = experiment_verdicts(exp, tables, utility, planted)
     parts = [f"# Winnow experiment: {exp.name}", "## Verdict (test split)\n" + "\n".join(f"- {v}" for v in verdicts),
              warnings_block(warnings or []),
              f"{len(df)} cells ({computed} computed in this run, {len(df) - computed} reused), {seconds / 60:.1f} min. "
@@ -75,6 +76,8 @@ def render_experiment(exp: Any, df: pd.DataFrame, tables: Tables, out_dir: Path,
             png = plot_quantiles(qs, t.metric, t.name, ref_rep, out_dir / f"quantiles_{t.name}.png")
             parts += [f"### Distance quantiles ({ref_rep} round-robin order, {exp.distance.sample} examples each)\n" +
                       markdown_table(frame_rows(qs[["quantile", "mean", "std", "n"]])), f"![quantiles]({Path(png).name})"]
+    if planted:
+        parts.append(planted_section(planted))
     if utility:
         parts.append(utility_section(utility, out_dir))
     if guard_rows:
@@ -87,6 +90,16 @@ def render_experiment(exp: Any, df: pd.DataFrame, tables: Tables, out_dir: Path,
 
 def frame_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
     return rounded(df.to_dict("records"))
+
+
+def planted_section(planted: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Per target × method: can the representation find in-domain data at all (no fine-tune)?"""
+    rows = [{"target": t, "method": m, "planted": int(p["planted"]), "recall": f"{p['recall']:.2f}",
+             "chance": f"{p['chance']:.2f}", "mean rank percentile": f"{p['mean_percentile']:.1f}"}
+            for t, by in planted.items() for m, p in by.items()]
+    return ("## Planted recall (validation split)\n" + markdown_table(rows) + "\n\nThe target's validation rows "
+            "planted in the pool under hidden ids, ranked by each method's selector at the first budget: the share "
+            "within the budget, and what a random ordering would give.")
 
 
 def utility_section(utility: list[dict[str, Any]], out_dir: Path) -> str:
