@@ -105,12 +105,15 @@ def start_private_server(env: EnvSettings, timeout_s: float = 120.0) -> str | No
                             env={**os.environ, "PREFECT_UI_ENABLED": "true"})  # the "View at" links must open
 
     def stop() -> None:
+        """SIGTERM, then SIGKILL after 10 s: a per-command server holds nothing that is not already committed to
+        SQLite, and a command told to stop must not wait on a slow graceful shutdown (seen on a loaded machine)."""
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
             try:
-                proc.wait(30)
+                proc.wait(10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(10)
 
     atexit.register(stop)
     _stop_on_signals(stop)
@@ -135,6 +138,8 @@ def _stop_on_signals(stop: Callable[[], None]) -> None:
     import sys
 
     def on_signal(signum: int, frame: object) -> None:
+        for sig in (signal.SIGTERM, signal.SIGHUP):  # a second signal must not re-enter the stop
+            signal.signal(sig, signal.SIG_IGN)
         stop()
         sys.exit(128 + signum)
 
