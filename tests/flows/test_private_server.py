@@ -46,6 +46,8 @@ def test_flow_and_workers_share_one_private_server(tmp_path) -> None:
 
 
 HOLD = """
+import signal
+signal.signal(signal.SIGHUP, signal.SIG_DFL)  # as in a terminal: under nohup (inherited SIG_IGN) a hangup is meant to be ignored
 from flows.env import EnvSettings, apply_environment, start_private_server
 env = EnvSettings()
 apply_environment(env)
