@@ -163,14 +163,11 @@ def demo_data(
     summary = build_demo_data(wheel, out, target=target or DEFAULT_TARGET, per_source=per_source, seed=seed,
                               pool=DEFAULT_POOL + tuple(a for a in add or () if a not in DEFAULT_POOL),
                               target_in_pool=target_in_pool)
-    if val_share:
-        from winnow.data.loaders import load_records, write_jsonl
-        from winnow.data.splits import split_by_id
+    if val_share:  # the one validation split by id, as curate --validate and tune carve it
+        from tasks.data import validation_split_task
 
-        val, test = split_by_id(load_records(str(out / "test.jsonl")).records, val_share, seed)
-        write_jsonl(out / "val.jsonl", [r.to_json() for r in val])
-        write_jsonl(out / "test.jsonl", [r.to_json() for r in test])
-        summary = {**summary, "val": len(val), "test": len(test)}
+        split = validation_split_task.fn(str(out / "test.jsonl"), str(out), val_share, seed)
+        summary = {**summary, "val": split.n_val, "test": split.n_test}
     typer.echo(json.dumps({k: summary[k] for k in ("target", "pool", "query", "val", "test") if k in summary}))
 
 
